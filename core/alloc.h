@@ -1,0 +1,20 @@
+// core/alloc.h: the one allocator of the core. Counts allocations (so tests can prove that a
+// training step allocates nothing) and can be told to fail its Nth allocation (fault injection,
+// the SQLite/Lua ltests technique). Not a pool allocator.
+#ifndef HS_ALLOC_H
+#define HS_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// 64-byte aligned allocation; NULL on failure (or on injected failure). hs_free(NULL) is a no-op.
+void *hs_alloc(size_t nbytes);
+void *hs_calloc(size_t n, size_t size);
+void hs_free(void *p);
+
+// Number of successful hs_alloc/hs_calloc calls since start (all threads).
+uint64_t hs_alloc_count(void);
+// Make the nth allocation from now fail (1 = the next one); 0 disables injection.
+void hs_alloc_fail_after(uint64_t n);
+
+#endif

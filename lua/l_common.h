@@ -1,0 +1,45 @@
+// lua/l_common.h: helpers shared by the binding files: the hs.tensor userdata box, argument
+// checks and raising core errors. Not a place for math.
+#ifndef HS_L_COMMON_H
+#define HS_L_COMMON_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "status.h"
+#include "tensor.h"
+
+#define LHS_TENSOR "hs.tensor"
+
+typedef struct {
+    hs_tensor *t;  // NULL: empty or released
+} lhs_tensor_box;
+
+// Push a new empty box (metatable set) and return its slot; assign the tensor afterwards so that
+// an error in between cannot leak it. User value 1 pins a view's base (see lhs_pin).
+hs_tensor **lhs_newtensor(lua_State *L);
+// Push t (ownership passes to Lua). If pushing fails, t is freed.
+void lhs_pushtensor(lua_State *L, hs_tensor *t);
+// The tensor at idx, or a "bad argument" error (also for a released tensor).
+hs_tensor *lhs_checktensor(lua_State *L, int idx);
+hs_tensor *lhs_totensor(lua_State *L, int idx);  // NULL when not a live tensor
+// Make the tensor on top of the stack keep the value at base_idx alive (views).
+void lhs_pin(lua_State *L, int base_idx);
+// Raise the last core error as a Lua error: "<msg> [core/file.c:line]" (Lua adds file:line).
+int lhs_core_error(lua_State *L);
+// Check a core status; on failure raise it.
+#define LHS_CHECK(L, expr)                   \
+    do {                                     \
+        if ((expr) != HS_OK)                 \
+            return lhs_core_error(L);        \
+    } while (0)
+// Read a shape from a table of integers or from integer arguments starting at idx.
+// Returns ndim; raises an error naming argument idx when malformed.
+int lhs_checkshape(lua_State *L, int idx, int64_t shape[HS_MAX_DIMS]);
+// Convert a 1-based (negative counts from the end) Lua dim to 0-based; errors when out of range.
+int lhs_checkdim(lua_State *L, int arg, int ndim);
+hs_dtype lhs_checkdtype(lua_State *L, int idx, hs_dtype def);
+// Register functions into the hs.tensor method table (for other binding files).
+void lhs_tensor_add_methods(lua_State *L, const luaL_Reg *methods);
+
+#endif
