@@ -16,7 +16,7 @@ local function optional(name)
   return nil
 end
 
-for _, name in ipairs { "tensorops", "io", "json", "graph", "nnf", "image", "git", "serve", "sys" } do
+for _, name in ipairs { "tensorops", "io", "json", "graph", "optim", "image", "imgproc", "git", "serve", "sys" } do
   local m = optional("hs." .. name)
   if m then
     hs[name] = hs[name] or m
@@ -26,5 +26,20 @@ for _, name in ipairs { "tensorops", "io", "json", "graph", "nnf", "image", "git
   end
 end
 
-hs.version = HISTOPS_VERSION or "0.1.0"
+-- image processing lives in two binding files; users see one hs.image table
+if hs.image and hs.imgproc then
+  for k, v in pairs(hs.imgproc) do if hs.image[k] == nil then hs.image[k] = v end end
+end
+
+hs.version = "0.1.0"
+
+-- pure-Lua layers: loaded lazily so that `require "histops"` stays cheap
+setmetatable(hs, { __index = function(t, k)
+  if k == "nn" and t.graph then t.nn = require "hs.nn"; return t.nn end
+  return nil
+end })
+package.loaded["histops"] = hs
+if hs.optim then
+  for k, v in pairs(require "hs.optimizers") do hs.optim[k] = v end
+end
 return hs
