@@ -1,0 +1,991 @@
+// core/conv2d.c: conv2d and conv_transpose2d on NCHW float32 (see conv2d.h). The fast paths are
+// im2col + OpenBLAS sgemm (a 1x1 stride-1 unpadded conv is a plain GEMM on x) and a direct loop
+// for depthwise convs; the *_ref functions are the plain loops the tests trust. Not a layer.
+//
+// Letters: N batch, C in channels, H/W in size, Cout out channels, KH/KW kernel, Ho/Wo out size,
+// G groups, Cg = C/G, Coutg = Cout/G, P = pixels of the GEMM grid, K = Cg*KH*KW.
+//
+// Batching: images are processed in blocks of up to T (a function of the shapes only, never of
+// the thread count). For small images the columns of the T images sit side by side, (K, T*P),
+// so that one GEMM has a useful width; the GEMM result then goes through a (Coutg, T*P) buffer.
+// im2col/col2im and the scatters run under hs_parallel_for on (image, channel) planes, each task
+// writing its own rows or plane, and every reduction over the batch (dW, dbias) runs in a fixed
+// order (GEMM with beta = 1 block after block), so the results do not depend on the threads.
+#include "conv2d.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "blas.h"
+#include "parallel.h"
+#include "tensor.h"
+
+#define BLOCK_TARGET_PIXELS 2048  // aim for GEMMs at least this wide (T*P)
+#define BLOCK_MAX_IMAGES 16       // T never exceeds this (bounds the workspace)
+#define TASK_FLOATS 32768         // rough work per hs_parallel_for chunk
+#define LANES 4                   // tiled forward: fixed number of work lanes (not the thread count)
+#define TILE_FLOATS (192 * 1024)  // tiled forward: columns of one tile (~768 KB, stays in L2)
+
+// ---- geometry ----
+
+// The sliding window shared by conv forward (image = x, grid = out) and the transposed conv
+// (image = out, grid = x): image row ih = gh*sh - ph + kh*dh for grid row gh.
+typedef struct {
+    int64_t Hi, Wi, Hg, Wg, KH, KW;
+    int64_t sh, sw, ph, pw, dh, dw;
+} win;
+
+typedef struct {
+    int64_t N, C, H, W, Cout, KH, KW, Ho, Wo, G, Cg, Coutg;
+    win im;       // conv: image x, grid out; convt: image out, grid x
+    int64_t P;    // grid pixels: conv Ho*Wo, convt H*W
+    int64_t K;    // GEMM depth of the columns: conv Cg*KH*KW, convt Coutg*KH*KW
+    int64_t T;    // images per block
+    int direct;   // conv: 1x1, stride 1, no padding (x is its own column matrix)
+    int depthwise;
+    int tiled;    // conv forward on large images: tiles of rb output rows, see tile_fwd_lane
+    int64_t rb, nblk;
+} geom;
+
+static int64_t ceil_div(int64_t a, int64_t b) {  // b > 0, a any sign
+    return a <= 0 ? -((-a) / b) : (a + b - 1) / b;
+}
+
+static int64_t block_images(int64_t N, int64_t P) {
+    int64_t t = (BLOCK_TARGET_PIXELS + P - 1) / P;
+    if (t > BLOCK_MAX_IMAGES)
+        t = BLOCK_MAX_IMAGES;
+    if (t > N)
+        t = N;
+    return t < 1 ? 1 : t;
+}
+
+static int64_t grain_for(int64_t floats_per_task) {
+    int64_t g = TASK_FLOATS / (floats_per_task > 0 ? floats_per_task : 1);
+    return g < 1 ? 1 : g;
+}
+
+// [lo, hi): grid columns whose image column gw*sw - pw + kw*dw falls inside [0, Wi).
+static void col_range(const win *g, int64_t kw, int64_t *lo, int64_t *hi) {
+    int64_t off = kw * g->dw - g->pw;
+    int64_t l = ceil_div(-off, g->sw), h = ceil_div(g->Wi - off, g->sw);
+    if (l < 0)
+        l = 0;
+    if (h > g->Wg)
+        h = g->Wg;
+    if (h < l)
+        h = l;
+    *lo = l;
+    *hi = h;
+}
+
+// col rows (kh*KW + kw), each holding grid rows [oh0, oh1) (Wg values each), row stride ldc:
+// col = unfold(img) restricted to those grid rows.
+static void im2col_rows(float *col, int64_t ldc, const float *img, const win *g, int64_t oh0, int64_t oh1) {
+    for (int64_t kh = 0; kh < g->KH; kh++) {
+        for (int64_t kw = 0; kw < g->KW; kw++) {
+            float *row = col + (kh * g->KW + kw) * ldc;
+            int64_t lo, hi, off = kw * g->dw - g->pw;
+            col_range(g, kw, &lo, &hi);
+            for (int64_t oh = oh0; oh < oh1; oh++) {
+                float *dst = row + (oh - oh0) * g->Wg;
+                int64_t ih = oh * g->sh - g->ph + kh * g->dh;
+                if (ih < 0 || ih >= g->Hi) {
+                    memset(dst, 0, (size_t)g->Wg * sizeof(float));
+                    continue;
+                }
+                const float *src = img + ih * g->Wi + off;
+                if (lo > 0)
+                    memset(dst, 0, (size_t)lo * sizeof(float));
+                if (g->sw == 1) {
+                    memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                } else {
+                    int64_t s = g->sw;
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow] = src[ow * s];
+                }
+                if (hi < g->Wg)
+                    memset(dst + hi, 0, (size_t)(g->Wg - hi) * sizeof(float));
+            }
+        }
+    }
+}
+
+static void im2col_plane(float *col, int64_t ldc, const float *img, const win *g) {
+    im2col_rows(col, ldc, img, g, 0, g->Hg);
+}
+
+// img += fold(col) for grid rows [oh0, oh1): the adjoint of im2col_rows.
+static void col2im_rows(float *img, const float *col, int64_t ldc, const win *g, int64_t oh0, int64_t oh1) {
+    for (int64_t kh = 0; kh < g->KH; kh++) {
+        for (int64_t kw = 0; kw < g->KW; kw++) {
+            const float *row = col + (kh * g->KW + kw) * ldc;
+            int64_t lo, hi, off = kw * g->dw - g->pw;
+            col_range(g, kw, &lo, &hi);
+            for (int64_t oh = oh0; oh < oh1; oh++) {
+                int64_t ih = oh * g->sh - g->ph + kh * g->dh;
+                if (ih < 0 || ih >= g->Hi)
+                    continue;
+                const float *src = row + (oh - oh0) * g->Wg;
+                float *dst = img + ih * g->Wi + off;
+                if (g->sw == 1) {
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow] += src[ow];
+                } else {
+                    int64_t s = g->sw;
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow * s] += src[ow];
+                }
+            }
+        }
+    }
+}
+
+static void col2im_plane(float *img, const float *col, int64_t ldc, const win *g) {
+    col2im_rows(img, col, ldc, g, 0, g->Hg);
+}
+
+// ---- parallel plane tasks: task i = (t, c) with t = i / nch, c = i % nch ----
+
+typedef struct {
+    const geom *g;
+    float *col;             // (rows, ldc)
+    int64_t ldc;            // tb * P
+    int64_t nch;            // channels per image in the task grid
+    int64_t P;              // pixels of one column block (= geometry grid)
+    const float *img;       // first plane of the block's first image in this group
+    float *img_w;           // writable variant (col2im, scatter)
+    int64_t img_stride;     // floats between images
+    int64_t plane;          // floats of one image plane
+    const float *bias;      // scatter: per-channel bias or NULL
+    int add;                // scatter: += instead of =
+} plane_job;
+
+static void im2col_task(void *ctx, int64_t b, int64_t e) {
+    const plane_job *j = ctx;
+    int64_t kk = j->g->im.KH * j->g->im.KW;
+    for (int64_t i = b; i < e; i++) {
+        int64_t t = i / j->nch, c = i % j->nch;
+        im2col_plane(j->col + c * kk * j->ldc + t * j->P, j->ldc, j->img + t * j->img_stride + c * j->plane, &j->g->im);
+    }
+}
+
+static void col2im_task(void *ctx, int64_t b, int64_t e) {
+    const plane_job *j = ctx;
+    int64_t kk = j->g->im.KH * j->g->im.KW;
+    for (int64_t i = b; i < e; i++) {
+        int64_t t = i / j->nch, c = i % j->nch;
+        col2im_plane(j->img_w + t * j->img_stride + c * j->plane, j->col + c * kk * j->ldc + t * j->P, j->ldc,
+                     &j->g->im);
+    }
+}
+
+// (nch, tb*P) block buffer <-> per-image planes. gather: col[c][t*P..] = img plane (t, c);
+// scatter: plane (t, c) (+)= col[c][t*P..] (+ bias[c]).
+static void gather_task(void *ctx, int64_t b, int64_t e) {
+    const plane_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        int64_t t = i / j->nch, c = i % j->nch;
+        memcpy(j->col + c * j->ldc + t * j->P, j->img + t * j->img_stride + c * j->plane, (size_t)j->P * sizeof(float));
+    }
+}
+
+static void scatter_task(void *ctx, int64_t b, int64_t e) {
+    const plane_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        int64_t t = i / j->nch, c = i % j->nch;
+        const float *src = j->col + c * j->ldc + t * j->P;
+        float *dst = j->img_w + t * j->img_stride + c * j->plane;
+        float bv = j->bias ? j->bias[c] : 0.0f;
+        if (j->add) {
+            for (int64_t k = 0; k < j->P; k++)
+                dst[k] += src[k];
+        } else {
+            for (int64_t k = 0; k < j->P; k++)
+                dst[k] = src[k] + bv;
+        }
+    }
+}
+
+// Fill each (n, c) plane of `out` with bias[c] (or 0).
+typedef struct {
+    float *out;
+    const float *bias;
+    int64_t C, plane;
+} fill_job;
+
+static void fill_task(void *ctx, int64_t b, int64_t e) {
+    const fill_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        float v = j->bias ? j->bias[i % j->C] : 0.0f;
+        float *o = j->out + i * j->plane;
+        for (int64_t k = 0; k < j->plane; k++)
+            o[k] = v;
+    }
+}
+
+static void fill_planes(float *out, const float *bias, int64_t N, int64_t C, int64_t plane) {
+    fill_job j = {out, bias, C, plane};
+    hs_parallel_for(N * C, grain_for(plane), fill_task, &j);
+}
+
+// dbias[c] += sum over n and the plane of dout[n][c]; each channel summed in a fixed order.
+typedef struct {
+    float *dbias;
+    const float *dout;
+    int64_t N, C, plane;
+} sum_job;
+
+static void sum_task(void *ctx, int64_t b, int64_t e) {
+    const sum_job *j = ctx;
+    for (int64_t c = b; c < e; c++) {
+        double s = 0;
+        for (int64_t n = 0; n < j->N; n++) {
+            const float *d = j->dout + (n * j->C + c) * j->plane;
+            float ps = 0.0f;
+            for (int64_t k = 0; k < j->plane; k++)
+                ps += d[k];
+            s += (double)ps;
+        }
+        j->dbias[c] += (float)s;
+    }
+}
+
+static void channel_sums(float *dbias, const float *dout, int64_t N, int64_t C, int64_t plane) {
+    sum_job j = {dbias, dout, N, C, plane};
+    hs_parallel_for(C, grain_for(N * plane), sum_task, &j);
+}
+
+// ---- conv2d: shapes ----
+
+static hs_status check_conv(geom *g, const char *op, const int64_t xs[4], const int64_t w[4], hs_conv2d_params p) {
+    char a[96], b[96];
+    if (!xs || !w)
+        return HS_FAIL(HS_ERR_ARG, "%s: NULL shape", op);
+    hs_shape_str(4, xs, a, sizeof a);
+    hs_shape_str(4, w, b, sizeof b);
+    for (int i = 0; i < 4; i++)
+        if (xs[i] <= 0 || w[i] <= 0)
+            return HS_FAIL(HS_ERR_SHAPE, "%s: x %s and weight %s must have positive sizes", op, a, b);
+    if (p.stride_h < 1 || p.stride_w < 1 || p.dil_h < 1 || p.dil_w < 1 || p.pad_h < 0 || p.pad_w < 0 || p.groups < 1)
+        return HS_FAIL(HS_ERR_ARG, "%s: bad params stride %dx%d pad %dx%d dilation %dx%d groups %d (x %s, weight %s)",
+                       op, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups, a, b);
+    int64_t G = p.groups;
+    if (xs[1] % G != 0 || w[0] % G != 0)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: x %s has %lld channels and weight %s %lld out channels, not divisible by groups %d",
+                       op, a, (long long)xs[1], b, (long long)w[0], p.groups);
+    if (w[1] != xs[1] / G)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: weight %s wants %lld input channels per group, x %s has %lld/%d", op, b,
+                       (long long)w[1], a, (long long)xs[1], p.groups);
+    int64_t ekh = (int64_t)p.dil_h * (w[2] - 1) + 1, ekw = (int64_t)p.dil_w * (w[3] - 1) + 1;
+    int64_t hp = xs[2] + 2 * (int64_t)p.pad_h, wp = xs[3] + 2 * (int64_t)p.pad_w;
+    if (ekh > hp || ekw > wp)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: kernel %lldx%lld (dilated) larger than padded input %lldx%lld (x %s, weight %s)",
+                       op, (long long)ekh, (long long)ekw, (long long)hp, (long long)wp, a, b);
+    g->N = xs[0];
+    g->C = xs[1];
+    g->H = xs[2];
+    g->W = xs[3];
+    g->Cout = w[0];
+    g->KH = w[2];
+    g->KW = w[3];
+    g->Ho = (hp - ekh) / p.stride_h + 1;
+    g->Wo = (wp - ekw) / p.stride_w + 1;
+    g->G = G;
+    g->Cg = g->C / G;
+    g->Coutg = g->Cout / G;
+    g->im = (win){g->H, g->W, g->Ho, g->Wo, g->KH, g->KW, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w};
+    g->P = g->Ho * g->Wo;
+    g->K = g->Cg * g->KH * g->KW;
+    g->T = block_images(g->N, g->P);
+    g->direct = g->KH == 1 && g->KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+    g->depthwise = G > 1 && G == g->C && g->Cout == g->C;
+    g->tiled = !g->depthwise && g->T == 1;
+    g->rb = TILE_FLOATS / g->K / g->Wo;
+    g->rb = g->rb < 1 ? 1 : g->rb > g->Ho ? g->Ho : g->rb;
+    g->nblk = (g->Ho + g->rb - 1) / g->rb;
+    if (g->P > INT_MAX / BLOCK_MAX_IMAGES || g->K > INT_MAX || g->Cout > INT_MAX || g->H * g->W > INT_MAX)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: x %s with weight %s is too large", op, a, b);
+    return HS_OK;
+}
+
+hs_status hs_conv2d_out_shape(int64_t out[4], const int64_t x[4], const int64_t w[4], hs_conv2d_params p) {
+    geom g = {0};
+    if (!out)
+        return HS_FAIL(HS_ERR_ARG, "conv2d: NULL output shape");
+    HS_TRY(check_conv(&g, "conv2d", x, w, p));
+    out[0] = g.N;
+    out[1] = g.Cout;
+    out[2] = g.Ho;
+    out[3] = g.Wo;
+    return HS_OK;
+}
+
+static size_t conv_ws(const geom *g) {
+    if (g->depthwise)
+        return 0;
+    size_t cols = g->tiled ? 0 : (size_t)g->K * (size_t)(g->T * g->P);
+    size_t tmp = g->T > 1 ? (size_t)g->Coutg * (size_t)(g->T * g->P) : 0;
+    size_t tiles = g->tiled ? (size_t)LANES * ((size_t)g->K * (size_t)(g->rb * g->Wo) + (size_t)g->Cout * (size_t)g->K) : 0;
+    return cols + tmp > tiles ? cols + tmp : tiles;
+}
+
+size_t hs_conv2d_workspace_size(const int64_t x[4], const int64_t w[4], hs_conv2d_params p) {
+    geom g = {0};
+    if (check_conv(&g, "conv2d", x, w, p) != HS_OK) {
+        hs_clear_error();
+        return 0;
+    }
+    return conv_ws(&g);
+}
+
+static hs_status check_ws(const char *op, const geom *g, size_t need, const float *ws) {
+    (void)g;
+    if (need > 0 && !ws)
+        return HS_FAIL(HS_ERR_ARG, "%s: needs a workspace of %zu floats, got NULL", op, need);
+    return HS_OK;
+}
+
+// ---- conv2d: depthwise direct loops (G == C == Cout) ----
+
+typedef struct {
+    const geom *g;
+    float *out;
+    const float *x, *w, *bias, *dout;
+    float *dx, *dw;
+} dw_job;
+
+static void dw_forward_task(void *ctx, int64_t b, int64_t e) {
+    const dw_job *j = ctx;
+    const geom *g = j->g;
+    const win *m = &g->im;
+    for (int64_t i = b; i < e; i++) {
+        int64_t c = i % g->C;
+        float *o = j->out + i * g->P;
+        const float *xp = j->x + i * g->H * g->W;
+        const float *wc = j->w + c * g->KH * g->KW;
+        float bv = j->bias ? j->bias[c] : 0.0f;
+        for (int64_t k = 0; k < g->P; k++)
+            o[k] = bv;
+        for (int64_t kh = 0; kh < g->KH; kh++) {
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                float wv = wc[kh * g->KW + kw];
+                int64_t lo, hi, off = kw * m->dw - m->pw;
+                col_range(m, kw, &lo, &hi);
+                for (int64_t oh = 0; oh < g->Ho; oh++) {
+                    int64_t ih = oh * m->sh - m->ph + kh * m->dh;
+                    if (ih < 0 || ih >= g->H)
+                        continue;
+                    const float *src = xp + ih * g->W + off;
+                    float *dst = o + oh * g->Wo;
+                    if (m->sw == 1) {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] += wv * src[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] += wv * src[ow * m->sw];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void dw_backward_dx_task(void *ctx, int64_t b, int64_t e) {
+    const dw_job *j = ctx;
+    const geom *g = j->g;
+    const win *m = &g->im;
+    for (int64_t i = b; i < e; i++) {
+        int64_t c = i % g->C;
+        const float *d = j->dout + i * g->P;
+        float *dxp = j->dx + i * g->H * g->W;
+        const float *wc = j->w + c * g->KH * g->KW;
+        for (int64_t kh = 0; kh < g->KH; kh++) {
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                float wv = wc[kh * g->KW + kw];
+                int64_t lo, hi, off = kw * m->dw - m->pw;
+                col_range(m, kw, &lo, &hi);
+                for (int64_t oh = 0; oh < g->Ho; oh++) {
+                    int64_t ih = oh * m->sh - m->ph + kh * m->dh;
+                    if (ih < 0 || ih >= g->H)
+                        continue;
+                    const float *src = d + oh * g->Wo;
+                    float *dst = dxp + ih * g->W + off;
+                    if (m->sw == 1) {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] += wv * src[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow * m->sw] += wv * src[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void dw_backward_dw_task(void *ctx, int64_t b, int64_t e) {  // items: channels
+    const dw_job *j = ctx;
+    const geom *g = j->g;
+    const win *m = &g->im;
+    for (int64_t c = b; c < e; c++) {
+        for (int64_t kh = 0; kh < g->KH; kh++) {
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                int64_t lo, hi, off = kw * m->dw - m->pw;
+                col_range(m, kw, &lo, &hi);
+                double s = 0;
+                for (int64_t n = 0; n < g->N; n++) {
+                    const float *d = j->dout + (n * g->C + c) * g->P;
+                    const float *xp = j->x + (n * g->C + c) * g->H * g->W;
+                    for (int64_t oh = 0; oh < g->Ho; oh++) {
+                        int64_t ih = oh * m->sh - m->ph + kh * m->dh;
+                        if (ih < 0 || ih >= g->H)
+                            continue;
+                        const float *src = xp + ih * g->W + off;
+                        const float *dr = d + oh * g->Wo;
+                        float rs = 0.0f;
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            rs += dr[ow] * src[ow * m->sw];
+                        s += (double)rs;
+                    }
+                }
+                j->dw[c * g->KH * g->KW + kh * g->KW + kw] += (float)s;
+            }
+        }
+    }
+}
+
+// ---- conv2d: tiled forward ----
+// Large images: the output is cut into tiles of rb rows of one image; LANES fixed lanes take the
+// tiles round-robin (lane l: tiles l, l+LANES, ...), each with its own column buffer that stays in
+// cache between im2col and a single-threaded GEMM. Tiles write disjoint outputs, so the result is
+// the same for any thread count.
+
+typedef struct {
+    const geom *g;
+    float *out;
+    const float *x, *w, *bias;
+    float *ws;
+} tile_job;
+
+static void tile_fwd_lane(void *ctx, int64_t b, int64_t e) {
+    const tile_job *j = ctx;
+    const geom *g = j->g;
+    int64_t HW = g->H * g->W, KK = g->KH * g->KW, P = g->P;
+    for (int64_t lane = b; lane < e; lane++) {
+        float *col = j->ws ? j->ws + lane * g->K * g->rb * g->Wo : NULL;
+        for (int64_t item = lane; item < g->N * g->nblk; item += LANES) {
+            int64_t n = item / g->nblk, oh0 = (item % g->nblk) * g->rb;
+            int64_t oh1 = oh0 + g->rb < g->Ho ? oh0 + g->rb : g->Ho, np = (oh1 - oh0) * g->Wo;
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                const float *xg = j->x + (n * g->C + gi * g->Cg) * HW;
+                const float *B = col;
+                int64_t ldb = np;
+                if (g->direct) {
+                    B = xg + oh0 * g->Wo;
+                    ldb = P;
+                } else {
+                    for (int64_t c = 0; c < g->Cg; c++)
+                        im2col_rows(col + c * KK * np, np, xg + c * HW, &g->im, oh0, oh1);
+                }
+                float *o = j->out + (n * g->Cout + gi * g->Coutg) * P + oh0 * g->Wo;
+                if (j->bias)
+                    for (int64_t co = 0; co < g->Coutg; co++) {
+                        float bv = j->bias[gi * g->Coutg + co];
+                        for (int64_t k = 0; k < np; k++)
+                            o[co * P + k] = bv;
+                    }
+                hs_sgemm(0, 0, (int)g->Coutg, (int)np, (int)g->K, 1.0f, j->w + gi * g->Coutg * g->K, (int)g->K, B,
+                         (int)ldb, j->bias ? 1.0f : 0.0f, o, (int)P);
+            }
+        }
+    }
+}
+
+// Backward on the same tiles, but a lane owns whole images (lane l: images l, l+LANES, ...) so
+// that col2im of neighbouring tiles, which overlap in dx, runs in one fixed order. Each lane sums
+// its own dW partial (after its column buffer in ws); the partials are added in lane order.
+typedef struct {
+    const geom *g;
+    float *dx;
+    const float *dout, *x, *w;
+    float *ws;
+} tile_bwd_job;
+
+static void tile_bwd_lane(void *ctx, int64_t b, int64_t e) {
+    const tile_bwd_job *j = ctx;
+    const geom *g = j->g;
+    int64_t HW = g->H * g->W, KK = g->KH * g->KW, P = g->P;
+    size_t lane_floats = (size_t)g->K * (size_t)(g->rb * g->Wo) + (size_t)g->Cout * (size_t)g->K;
+    for (int64_t lane = b; lane < e; lane++) {
+        float *col = j->ws + (size_t)lane * lane_floats;
+        float *dwl = col + g->K * g->rb * g->Wo;   // (Cout, K)
+        memset(dwl, 0, (size_t)(g->Cout * g->K) * sizeof(float));
+        for (int64_t n = lane; n < g->N; n += LANES) {
+            for (int64_t blk = 0; blk < g->nblk; blk++) {
+                int64_t oh0 = blk * g->rb, oh1 = oh0 + g->rb < g->Ho ? oh0 + g->rb : g->Ho, np = (oh1 - oh0) * g->Wo;
+                for (int64_t gi = 0; gi < g->G; gi++) {
+                    const float *xg = j->x + (n * g->C + gi * g->Cg) * HW;
+                    const float *D = j->dout + (n * g->Cout + gi * g->Coutg) * P + oh0 * g->Wo;
+                    const float *wg = j->w + gi * g->Coutg * g->K;
+                    const float *B = col;
+                    int64_t ldb = np;
+                    if (g->direct) {
+                        B = xg + oh0 * g->Wo;
+                        ldb = P;
+                    } else {
+                        for (int64_t c = 0; c < g->Cg; c++)
+                            im2col_rows(col + c * KK * np, np, xg + c * HW, &g->im, oh0, oh1);
+                    }
+                    hs_sgemm(0, 1, (int)g->Coutg, (int)g->K, (int)np, 1.0f, D, (int)P, B, (int)ldb, 1.0f,
+                             dwl + gi * g->Coutg * g->K, (int)g->K);
+                    if (!j->dx)
+                        continue;
+                    float *dxg = j->dx + (n * g->C + gi * g->Cg) * HW;
+                    if (g->direct) {
+                        hs_sgemm(1, 0, (int)g->Cg, (int)np, (int)g->Coutg, 1.0f, wg, (int)g->K, D, (int)P, 1.0f,
+                                 dxg + oh0 * g->Wo, (int)P);
+                    } else {
+                        hs_sgemm(1, 0, (int)g->K, (int)np, (int)g->Coutg, 1.0f, wg, (int)g->K, D, (int)P, 0.0f, col,
+                                 (int)np);
+                        for (int64_t c = 0; c < g->Cg; c++)
+                            col2im_rows(dxg + c * HW, col + c * KK * np, np, &g->im, oh0, oh1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- conv2d: forward / backward ----
+
+hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
+                            const int64_t ws_[4], hs_conv2d_params p, float *ws) {
+    geom g = {0};
+    HS_TRY(check_conv(&g, "conv2d", xs, ws_, p));
+    if (!out || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv2d: NULL out, x or weight");
+    HS_TRY(check_ws("conv2d", &g, conv_ws(&g), ws));
+    int64_t HW = g.H * g.W, P = g.P, KK = g.KH * g.KW;
+    if (g.depthwise) {
+        dw_job j = {&g, out, x, w, bias, NULL, NULL, NULL};
+        hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_forward_task, &j);
+        return HS_OK;
+    }
+    if (g.tiled) {
+        // the lanes call BLAS concurrently: one BLAS thread each (results do not depend on it)
+        int bt = hs_blas_get_threads();
+        if (hs_get_num_threads() > 1)
+            hs_blas_set_threads(1);
+        tile_job j = {&g, out, x, w, bias, ws};
+        hs_parallel_for(LANES, 1, tile_fwd_lane, &j);
+        hs_blas_set_threads(bt);
+        return HS_OK;
+    }
+    float *col = ws, *tmp = ws ? ws + g.K * g.T * P : NULL;
+    for (int64_t n0 = 0; n0 < g.N; n0 += g.T) {
+        int64_t tb = g.N - n0 < g.T ? g.N - n0 : g.T, ld = tb * P;
+        for (int64_t gi = 0; gi < g.G; gi++) {
+            const float *wg = w + gi * g.Coutg * g.K;
+            const float *B = col;
+            if (g.direct && tb == 1) {
+                B = x + (n0 * g.C + gi * g.Cg) * HW;
+            } else {
+                plane_job j = {&g, col, ld, g.Cg, P, x + (n0 * g.C + gi * g.Cg) * HW, NULL, g.C * HW, HW, NULL, 0};
+                hs_parallel_for(tb * g.Cg, grain_for(KK * P), im2col_task, &j);
+            }
+            const float *bg = bias ? bias + gi * g.Coutg : NULL;
+            if (tb == 1) {
+                float *o = out + (n0 * g.Cout + gi * g.Coutg) * P;
+                if (bg)
+                    fill_planes(o, bg, 1, g.Coutg, P);
+                hs_sgemm(0, 0, (int)g.Coutg, (int)P, (int)g.K, 1.0f, wg, (int)g.K, B, (int)P, bg ? 1.0f : 0.0f, o, (int)P);
+            } else {
+                hs_sgemm(0, 0, (int)g.Coutg, (int)ld, (int)g.K, 1.0f, wg, (int)g.K, B, (int)ld, 0.0f, tmp, (int)ld);
+                plane_job j = {&g, tmp, ld, g.Coutg, P, NULL, out + (n0 * g.Cout + gi * g.Coutg) * P, g.Cout * P, P, bg, 0};
+                hs_parallel_for(tb * g.Coutg, grain_for(P), scatter_task, &j);
+            }
+        }
+    }
+    return HS_OK;
+}
+
+hs_status hs_conv2d_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x, const float *w,
+                             const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p, float *ws) {
+    geom g = {0};
+    HS_TRY(check_conv(&g, "conv2d_backward", xs, ws_, p));
+    if (!dw || !dout || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv2d_backward: NULL dweight, dout, x or weight");
+    HS_TRY(check_ws("conv2d_backward", &g, conv_ws(&g), ws));
+    int64_t HW = g.H * g.W, P = g.P, KK = g.KH * g.KW;
+    if (dbias)
+        channel_sums(dbias, dout, g.N, g.Cout, P);
+    if (g.depthwise) {
+        dw_job j = {&g, NULL, x, w, NULL, dout, dx, dw};
+        if (dx)
+            hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_backward_dx_task, &j);
+        hs_parallel_for(g.C, 1, dw_backward_dw_task, &j);
+        return HS_OK;
+    }
+    if (g.tiled) {
+        int bt = hs_blas_get_threads();
+        if (hs_get_num_threads() > 1)
+            hs_blas_set_threads(1);
+        tile_bwd_job j = {&g, dx, dout, x, w, ws};
+        hs_parallel_for(LANES, 1, tile_bwd_lane, &j);
+        hs_blas_set_threads(bt);
+        size_t lane_floats = (size_t)g.K * (size_t)(g.rb * g.Wo) + (size_t)g.Cout * (size_t)g.K;
+        for (int64_t l = 0; l < LANES; l++) {   // fixed order: deterministic
+            const float *dwl = ws + (size_t)l * lane_floats + g.K * g.rb * g.Wo;
+            for (int64_t i = 0; i < g.Cout * g.K; i++)
+                dw[i] += dwl[i];
+        }
+        return HS_OK;
+    }
+    float *col = ws, *tmp = ws ? ws + g.K * g.T * P : NULL;
+    for (int64_t n0 = 0; n0 < g.N; n0 += g.T) {
+        int64_t tb = g.N - n0 < g.T ? g.N - n0 : g.T, ld = tb * P;
+        for (int64_t gi = 0; gi < g.G; gi++) {
+            const float *wg = w + gi * g.Coutg * g.K;
+            const float *B = col;
+            const float *xg = x + (n0 * g.C + gi * g.Cg) * HW;
+            if (g.direct && tb == 1) {
+                B = xg;
+            } else {
+                plane_job j = {&g, col, ld, g.Cg, P, xg, NULL, g.C * HW, HW, NULL, 0};
+                hs_parallel_for(tb * g.Cg, grain_for(KK * P), im2col_task, &j);
+            }
+            const float *D = dout + (n0 * g.Cout + gi * g.Coutg) * P;
+            if (tb > 1) {
+                plane_job j = {&g, tmp, ld, g.Coutg, P, D, NULL, g.Cout * P, P, NULL, 0};
+                hs_parallel_for(tb * g.Coutg, grain_for(P), gather_task, &j);
+                D = tmp;
+            }
+            // dW_g (Coutg, K) += dout_g (Coutg, tb*P) x cols^T
+            hs_sgemm(0, 1, (int)g.Coutg, (int)g.K, (int)ld, 1.0f, D, (int)ld, B, (int)ld, 1.0f, dw + gi * g.Coutg * g.K,
+                     (int)g.K);
+            if (!dx)
+                continue;
+            float *dxg = dx + (n0 * g.C + gi * g.Cg) * HW;
+            if (g.direct && tb == 1) {
+                hs_sgemm(1, 0, (int)g.Cg, (int)P, (int)g.Coutg, 1.0f, wg, (int)g.K, D, (int)P, 1.0f, dxg, (int)P);
+            } else {
+                hs_sgemm(1, 0, (int)g.K, (int)ld, (int)g.Coutg, 1.0f, wg, (int)g.K, D, (int)ld, 0.0f, col, (int)ld);
+                plane_job j = {&g, col, ld, g.Cg, P, NULL, dxg, g.C * HW, HW, NULL, 0};
+                hs_parallel_for(tb * g.Cg, grain_for(KK * P), col2im_task, &j);
+            }
+        }
+    }
+    return HS_OK;
+}
+
+// ---- conv2d: plain-loop references ----
+
+hs_status hs_conv2d_forward_ref(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
+                                const int64_t ws_[4], hs_conv2d_params p) {
+    geom g = {0};
+    HS_TRY(check_conv(&g, "conv2d", xs, ws_, p));
+    if (!out || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv2d: NULL out, x or weight");
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t co = 0; co < g.Cout; co++) {
+            int64_t gi = co / g.Coutg;
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+                for (int64_t ow = 0; ow < g.Wo; ow++) {
+                    double s = bias ? (double)bias[co] : 0.0;
+                    for (int64_t ci = 0; ci < g.Cg; ci++)
+                        for (int64_t kh = 0; kh < g.KH; kh++)
+                            for (int64_t kw = 0; kw < g.KW; kw++) {
+                                int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
+                                int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dil_w;
+                                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                                    continue;
+                                s += (double)x[((n * g.C + gi * g.Cg + ci) * g.H + ih) * g.W + iw] *
+                                     (double)w[((co * g.Cg + ci) * g.KH + kh) * g.KW + kw];
+                            }
+                    out[((n * g.Cout + co) * g.Ho + oh) * g.Wo + ow] = (float)s;
+                }
+        }
+    return HS_OK;
+}
+
+hs_status hs_conv2d_backward_ref(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                 const float *w, const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p) {
+    geom g = {0};
+    HS_TRY(check_conv(&g, "conv2d_backward", xs, ws_, p));
+    if (!dw || !dout || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv2d_backward: NULL dweight, dout, x or weight");
+    // dbias and dweight: one double sum per element over the batch and the output plane
+    for (int64_t co = 0; co < g.Cout; co++) {
+        int64_t gi = co / g.Coutg;
+        if (dbias) {
+            double s = 0;
+            for (int64_t n = 0; n < g.N; n++)
+                for (int64_t k = 0; k < g.P; k++)
+                    s += (double)dout[(n * g.Cout + co) * g.P + k];
+            dbias[co] += (float)s;
+        }
+        for (int64_t ci = 0; ci < g.Cg; ci++)
+            for (int64_t kh = 0; kh < g.KH; kh++)
+                for (int64_t kw = 0; kw < g.KW; kw++) {
+                    double s = 0;
+                    for (int64_t n = 0; n < g.N; n++)
+                        for (int64_t oh = 0; oh < g.Ho; oh++)
+                            for (int64_t ow = 0; ow < g.Wo; ow++) {
+                                int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
+                                int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dil_w;
+                                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                                    continue;
+                                s += (double)dout[((n * g.Cout + co) * g.Ho + oh) * g.Wo + ow] *
+                                     (double)x[((n * g.C + gi * g.Cg + ci) * g.H + ih) * g.W + iw];
+                            }
+                    dw[((co * g.Cg + ci) * g.KH + kh) * g.KW + kw] += (float)s;
+                }
+    }
+    if (!dx)
+        return HS_OK;
+    // dx: scatter each output gradient back through the window (few terms per element)
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t co = 0; co < g.Cout; co++) {
+            int64_t gi = co / g.Coutg;
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+                for (int64_t ow = 0; ow < g.Wo; ow++) {
+                    float d = dout[((n * g.Cout + co) * g.Ho + oh) * g.Wo + ow];
+                    for (int64_t ci = 0; ci < g.Cg; ci++)
+                        for (int64_t kh = 0; kh < g.KH; kh++)
+                            for (int64_t kw = 0; kw < g.KW; kw++) {
+                                int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
+                                int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dil_w;
+                                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                                    continue;
+                                dx[((n * g.C + gi * g.Cg + ci) * g.H + ih) * g.W + iw] +=
+                                    d * w[((co * g.Cg + ci) * g.KH + kh) * g.KW + kw];
+                            }
+                }
+        }
+    return HS_OK;
+}
+
+// ---- conv_transpose2d ----
+
+static hs_status check_convt(geom *g, const char *op, const int64_t xs[4], const int64_t w[4], hs_convt2d_params p) {
+    char a[96], b[96];
+    if (!xs || !w)
+        return HS_FAIL(HS_ERR_ARG, "%s: NULL shape", op);
+    hs_shape_str(4, xs, a, sizeof a);
+    hs_shape_str(4, w, b, sizeof b);
+    for (int i = 0; i < 4; i++)
+        if (xs[i] <= 0 || w[i] <= 0)
+            return HS_FAIL(HS_ERR_SHAPE, "%s: x %s and weight %s must have positive sizes", op, a, b);
+    if (p.stride_h < 1 || p.stride_w < 1 || p.dil_h < 1 || p.dil_w < 1 || p.pad_h < 0 || p.pad_w < 0 ||
+        p.groups < 1 || p.outpad_h < 0 || p.outpad_w < 0)
+        return HS_FAIL(HS_ERR_ARG,
+                       "%s: bad params stride %dx%d pad %dx%d output_padding %dx%d dilation %dx%d groups %d "
+                       "(x %s, weight %s)",
+                       op, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.outpad_h, p.outpad_w, p.dil_h, p.dil_w,
+                       p.groups, a, b);
+    if ((p.outpad_h >= p.stride_h && p.outpad_h >= p.dil_h) || (p.outpad_w >= p.stride_w && p.outpad_w >= p.dil_w))
+        return HS_FAIL(HS_ERR_ARG, "%s: output_padding %dx%d must be smaller than stride %dx%d or dilation %dx%d", op,
+                       p.outpad_h, p.outpad_w, p.stride_h, p.stride_w, p.dil_h, p.dil_w);
+    int64_t G = p.groups;
+    if (xs[1] % G != 0)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: x %s has %lld channels, not divisible by groups %d (weight %s)", op, a,
+                       (long long)xs[1], p.groups, b);
+    if (w[0] != xs[1])
+        return HS_FAIL(HS_ERR_SHAPE, "%s: weight %s wants %lld input channels, x %s has %lld", op, b, (long long)w[0],
+                       a, (long long)xs[1]);
+    int64_t Ho = (xs[2] - 1) * p.stride_h - 2 * (int64_t)p.pad_h + (int64_t)p.dil_h * (w[2] - 1) + p.outpad_h + 1;
+    int64_t Wo = (xs[3] - 1) * p.stride_w - 2 * (int64_t)p.pad_w + (int64_t)p.dil_w * (w[3] - 1) + p.outpad_w + 1;
+    if (Ho < 1 || Wo < 1)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: padding %dx%d leaves an empty output %lldx%lld (x %s, weight %s)", op,
+                       p.pad_h, p.pad_w, (long long)Ho, (long long)Wo, a, b);
+    g->N = xs[0];
+    g->C = xs[1];
+    g->H = xs[2];
+    g->W = xs[3];
+    g->G = G;
+    g->Cg = g->C / G;
+    g->Coutg = w[1];
+    g->Cout = w[1] * G;
+    g->KH = w[2];
+    g->KW = w[3];
+    g->Ho = Ho;
+    g->Wo = Wo;
+    g->im = (win){Ho, Wo, g->H, g->W, g->KH, g->KW, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w};
+    g->P = g->H * g->W;
+    g->K = g->Coutg * g->KH * g->KW;
+    g->T = block_images(g->N, g->P);
+    g->direct = 0;
+    g->depthwise = 0;
+    if (g->P > INT_MAX / BLOCK_MAX_IMAGES || g->K > INT_MAX || g->C > INT_MAX || Ho * Wo > INT_MAX)
+        return HS_FAIL(HS_ERR_SHAPE, "%s: x %s with weight %s is too large", op, a, b);
+    return HS_OK;
+}
+
+hs_status hs_conv_transpose2d_out_shape(int64_t out[4], const int64_t x[4], const int64_t w[4], hs_convt2d_params p) {
+    geom g = {0};
+    if (!out)
+        return HS_FAIL(HS_ERR_ARG, "conv_transpose2d: NULL output shape");
+    HS_TRY(check_convt(&g, "conv_transpose2d", x, w, p));
+    out[0] = g.N;
+    out[1] = g.Cout;
+    out[2] = g.Ho;
+    out[3] = g.Wo;
+    return HS_OK;
+}
+
+static size_t convt_ws(const geom *g) {
+    size_t cols = (size_t)g->K * (size_t)(g->T * g->P);
+    size_t tmp = g->T > 1 ? (size_t)g->Cg * (size_t)(g->T * g->P) : 0;
+    return cols + tmp;
+}
+
+size_t hs_conv_transpose2d_workspace_size(const int64_t x[4], const int64_t w[4], hs_convt2d_params p) {
+    geom g = {0};
+    if (check_convt(&g, "conv_transpose2d", x, w, p) != HS_OK) {
+        hs_clear_error();
+        return 0;
+    }
+    return convt_ws(&g);
+}
+
+hs_status hs_conv_transpose2d_forward(float *out, const float *x, const float *w, const float *bias,
+                                      const int64_t xs[4], const int64_t ws_[4], hs_convt2d_params p, float *ws) {
+    geom g = {0};
+    HS_TRY(check_convt(&g, "conv_transpose2d", xs, ws_, p));
+    if (!out || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv_transpose2d: NULL out, x or weight");
+    HS_TRY(check_ws("conv_transpose2d", &g, convt_ws(&g), ws));
+    int64_t P = g.P, OP = g.Ho * g.Wo, KK = g.KH * g.KW;
+    fill_planes(out, bias, g.N, g.Cout, OP);
+    float *col = ws, *tmp = ws + g.K * g.T * P;
+    for (int64_t n0 = 0; n0 < g.N; n0 += g.T) {
+        int64_t tb = g.N - n0 < g.T ? g.N - n0 : g.T, ld = tb * P;
+        for (int64_t gi = 0; gi < g.G; gi++) {
+            const float *wg = w + gi * g.Cg * g.K;   // (Cg, K)
+            const float *X = x + (n0 * g.C + gi * g.Cg) * P;
+            if (tb > 1) {
+                plane_job j = {&g, tmp, ld, g.Cg, P, X, NULL, g.C * P, P, NULL, 0};
+                hs_parallel_for(tb * g.Cg, grain_for(P), gather_task, &j);
+                X = tmp;
+            }
+            // cols (K, tb*P) = w_g^T x_g
+            hs_sgemm(1, 0, (int)g.K, (int)ld, (int)g.Cg, 1.0f, wg, (int)g.K, X, (int)ld, 0.0f, col, (int)ld);
+            plane_job j = {&g, col, ld, g.Coutg, P, NULL, out + (n0 * g.Cout + gi * g.Coutg) * OP, g.Cout * OP, OP, NULL, 0};
+            hs_parallel_for(tb * g.Coutg, grain_for(KK * P), col2im_task, &j);
+        }
+    }
+    return HS_OK;
+}
+
+hs_status hs_conv_transpose2d_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                       const float *w, const int64_t xs[4], const int64_t ws_[4],
+                                       hs_convt2d_params p, float *ws) {
+    geom g = {0};
+    HS_TRY(check_convt(&g, "conv_transpose2d_backward", xs, ws_, p));
+    if (!dw || !dout || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv_transpose2d_backward: NULL dweight, dout, x or weight");
+    HS_TRY(check_ws("conv_transpose2d_backward", &g, convt_ws(&g), ws));
+    int64_t P = g.P, OP = g.Ho * g.Wo, KK = g.KH * g.KW;
+    if (dbias)
+        channel_sums(dbias, dout, g.N, g.Cout, OP);
+    float *col = ws, *tmp = ws + g.K * g.T * P;
+    for (int64_t n0 = 0; n0 < g.N; n0 += g.T) {
+        int64_t tb = g.N - n0 < g.T ? g.N - n0 : g.T, ld = tb * P;
+        for (int64_t gi = 0; gi < g.G; gi++) {
+            const float *wg = w + gi * g.Cg * g.K;
+            plane_job jc = {&g, col, ld, g.Coutg, P, dout + (n0 * g.Cout + gi * g.Coutg) * OP, NULL, g.Cout * OP, OP,
+                            NULL, 0};
+            hs_parallel_for(tb * g.Coutg, grain_for(KK * P), im2col_task, &jc);
+            const float *X = x + (n0 * g.C + gi * g.Cg) * P;
+            if (tb > 1) {
+                plane_job j = {&g, tmp, ld, g.Cg, P, X, NULL, g.C * P, P, NULL, 0};
+                hs_parallel_for(tb * g.Cg, grain_for(P), gather_task, &j);
+                X = tmp;
+            }
+            // dW_g (Cg, K) += x_g (Cg, tb*P) cols^T
+            hs_sgemm(0, 1, (int)g.Cg, (int)g.K, (int)ld, 1.0f, X, (int)ld, col, (int)ld, 1.0f, dw + gi * g.Cg * g.K,
+                     (int)g.K);
+            if (!dx)
+                continue;
+            float *dxg = dx + (n0 * g.C + gi * g.Cg) * P;
+            if (tb == 1) {
+                hs_sgemm(0, 0, (int)g.Cg, (int)P, (int)g.K, 1.0f, wg, (int)g.K, col, (int)P, 1.0f, dxg, (int)P);
+            } else {
+                hs_sgemm(0, 0, (int)g.Cg, (int)ld, (int)g.K, 1.0f, wg, (int)g.K, col, (int)ld, 0.0f, tmp, (int)ld);
+                plane_job j = {&g, tmp, ld, g.Cg, P, NULL, dxg, g.C * P, P, NULL, 1};
+                hs_parallel_for(tb * g.Cg, grain_for(P), scatter_task, &j);
+            }
+        }
+    }
+    return HS_OK;
+}
+
+hs_status hs_conv_transpose2d_forward_ref(float *out, const float *x, const float *w, const float *bias,
+                                          const int64_t xs[4], const int64_t ws_[4], hs_convt2d_params p) {
+    geom g = {0};
+    HS_TRY(check_convt(&g, "conv_transpose2d", xs, ws_, p));
+    if (!out || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv_transpose2d: NULL out, x or weight");
+    // gather form: out[n,co,oh,ow] = bias + sum over (ci, kh, kw) with oh = h*s - p + kh*d
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t co = 0; co < g.Cout; co++) {
+            int64_t gi = co / g.Coutg, cog = co % g.Coutg;
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+                for (int64_t ow = 0; ow < g.Wo; ow++) {
+                    double s = bias ? (double)bias[co] : 0.0;
+                    for (int64_t ci = gi * g.Cg; ci < (gi + 1) * g.Cg; ci++)
+                        for (int64_t kh = 0; kh < g.KH; kh++)
+                            for (int64_t kw = 0; kw < g.KW; kw++) {
+                                int64_t th = oh + p.pad_h - kh * p.dil_h, tw = ow + p.pad_w - kw * p.dil_w;
+                                if (th < 0 || tw < 0 || th % p.stride_h || tw % p.stride_w)
+                                    continue;
+                                int64_t h = th / p.stride_h, wi = tw / p.stride_w;
+                                if (h >= g.H || wi >= g.W)
+                                    continue;
+                                s += (double)x[((n * g.C + ci) * g.H + h) * g.W + wi] *
+                                     (double)w[((ci * g.Coutg + cog) * g.KH + kh) * g.KW + kw];
+                            }
+                    out[((n * g.Cout + co) * g.Ho + oh) * g.Wo + ow] = (float)s;
+                }
+        }
+    return HS_OK;
+}
+
+hs_status hs_conv_transpose2d_backward_ref(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                           const float *w, const int64_t xs[4], const int64_t ws_[4],
+                                           hs_convt2d_params p) {
+    geom g = {0};
+    HS_TRY(check_convt(&g, "conv_transpose2d_backward", xs, ws_, p));
+    if (!dw || !dout || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv_transpose2d_backward: NULL dweight, dout, x or weight");
+    if (dbias)
+        for (int64_t n = 0; n < g.N; n++)
+            for (int64_t co = 0; co < g.Cout; co++)
+                for (int64_t k = 0; k < g.Ho * g.Wo; k++)
+                    dbias[co] += dout[(n * g.Cout + co) * g.Ho * g.Wo + k];
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t ci = 0; ci < g.C; ci++) {
+            int64_t gi = ci / g.Cg;
+            for (int64_t h = 0; h < g.H; h++)
+                for (int64_t wi = 0; wi < g.W; wi++) {
+                    int64_t xi = ((n * g.C + ci) * g.H + h) * g.W + wi;
+                    double sdx = 0;
+                    for (int64_t cog = 0; cog < g.Coutg; cog++)
+                        for (int64_t kh = 0; kh < g.KH; kh++)
+                            for (int64_t kw = 0; kw < g.KW; kw++) {
+                                int64_t oh = h * p.stride_h - p.pad_h + kh * p.dil_h;
+                                int64_t ow = wi * p.stride_w - p.pad_w + kw * p.dil_w;
+                                if (oh < 0 || oh >= g.Ho || ow < 0 || ow >= g.Wo)
+                                    continue;
+                                float d = dout[((n * g.Cout + gi * g.Coutg + cog) * g.Ho + oh) * g.Wo + ow];
+                                int64_t wk = ((ci * g.Coutg + cog) * g.KH + kh) * g.KW + kw;
+                                sdx += (double)d * (double)w[wk];
+                                dw[wk] += d * x[xi];
+                            }
+                    if (dx)
+                        dx[xi] += (float)sdx;
+                }
+        }
+    return HS_OK;
+}

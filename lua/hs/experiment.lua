@@ -1,0 +1,504 @@
+-- lua/hs/experiment.lua: running an experiment: data -> split -> decoded cache -> training with
+-- validation every epoch, best checkpoint, early stopping, crash/Ctrl-C resume -> held-out
+-- evaluation with bootstrap intervals -> run folder (params, split manifest, fingerprint,
+-- metric history, final metrics, model as safetensors with its metadata, HTML report).
+-- `histops run` (hs/cmd/run.lua) is the command-line face of M.run.
+local hs = require "histops"
+local data = require "hs.data"
+local metrics = require "hs.metrics"
+local config = require "hs.config"
+local json = hs.json
+
+local M = {}
+
+local function now() return hs.sys.time() end
+local function clock() return hs.sys.clock() end
+
+local function log(run, fmt, ...)
+  local line = fmt:format(...)
+  if not run.quiet then io.stderr:write(line, "\n") end
+  if run.logf then run.logf:write(os.date("!%Y-%m-%dT%H:%M:%SZ "), line, "\n"); run.logf:flush() end
+end
+
+local function write_json(path, v) assert(hs.sys.write_file_atomic(path, json.encode(v, { indent = true }) .. "\n")) end
+
+-- ---------------------------------------------------------------- data
+local function limit_items(ds, cfg)
+  local lim, limc = cfg.data.limit, cfg.data.limit_per_class
+  if not lim and not limc then return ds end
+  local out, per = {}, {}
+  for _, it in ipairs(ds.items) do
+    local c = it.label or 0
+    per[c] = (per[c] or 0) + 1
+    if (not limc or per[c] <= limc) and (not lim or #out < lim) then out[#out + 1] = it end
+  end
+  ds.items = out
+  return ds
+end
+
+-- synthetic IHC tiles as a classification set (positive vs negative dominant) or a
+-- segmentation set (nuclei masks): rendered into a temp folder once per seed, then read as files
+local function synthetic_dataset(cfg, run)
+  local s = cfg.data.synthetic or {}
+  local n, size = s.tiles or 240, s.size or 64
+  local root = ("%s/synthetic_ihc_%d_%d_%d"):format(run.cache_dir, n, size, cfg.seed)
+  local seg = cfg.task == "segmentation"
+  local classes = { "negative", "positive" }
+  if not hs.sys.stat(root .. "/done") then
+    for _, c in ipairs(classes) do hs.sys.mkdir_p(root .. "/" .. c) end
+    hs.sys.mkdir_p(root .. "/images"); hs.sys.mkdir_p(root .. "/masks")
+    for i = 1, n do
+      local positive = (i % 2 == 0)
+      local rgb, labels = hs.synth.ihc { width = size, height = size, nuclei = s.nuclei or 6, seed = cfg.seed * 100003 + i,
+        positive_fraction = positive and 0.9 or 0.05, radius = s.radius or { 4, 7 }, noise = s.noise or 0.04 }
+      local name = ("tile%04d.png"):format(i)
+      if seg then
+        hs.image.save(root .. "/images/" .. name, rgb)
+        local mask = (labels:astype("f32"):gt(0)):astype("u8"):mul(255)
+        hs.image.save(root .. "/masks/" .. name, mask:astype("u8"))
+      else
+        hs.image.save(root .. "/" .. classes[positive and 2 or 1] .. "/" .. name, rgb)
+      end
+    end
+    hs.sys.write_file_atomic(root .. "/done", "ok\n")
+  end
+  if seg then return data.pairs(root) end
+  return data.folder(root)
+end
+
+function M.load_data(cfg, run)
+  local d = cfg.data
+  local splits
+  if d.kind == "synthetic_ihc" then
+    local ds = synthetic_dataset(cfg, run)
+    splits = data.split(limit_items(ds, cfg), { val = d.split.val, test = d.split.test, seed = cfg.seed,
+      stratify = d.split.stratify, grouped = d.split.grouped })
+  elseif d.kind == "presplit" then
+    splits = data.presplit(assert(d.path, "data.path is required"))
+    if not splits then error(("data: %s has no train/ folder"):format(d.path), 0) end
+    for _, k in ipairs { "train", "val", "test" } do if splits[k] then limit_items(splits[k], cfg) end end
+  else
+    local ds
+    if d.kind == "folder" then ds = data.folder(assert(d.path, "data.path is required"), { classes = d.classes })
+    elseif d.kind == "csv" then ds = data.csv(data.resolve(assert(d.path, "data.path is required")))
+    elseif d.kind == "pairs" then ds = data.pairs(assert(d.path, "data.path is required"))
+    else error(("data.kind '%s' is not one of folder, presplit, csv, pairs, synthetic_ihc"):format(tostring(d.kind)), 0) end
+    splits = data.split(limit_items(ds, cfg), { val = d.split.val, test = d.split.test, seed = cfg.seed,
+      stratify = d.split.stratify, grouped = d.split.grouped })
+  end
+  if not splits.val or #splits.val.items == 0 then splits.val = splits.test end
+  if not splits.test or #splits.test.items == 0 then splits.test = splits.val end
+  return splits
+end
+
+-- decode a split into a u8 cache (and masks); corrupt files are reported and counted
+local function cache_split(run, ds, hw, channels)
+  local paths = {}
+  for i, it in ipairs(ds.items) do paths[i] = it.path end
+  local cache, fails = hs.loader.fill_cache(paths, { height = hw[1], width = hw[2], channels = channels })
+  local mcache, mfails
+  if ds.segmentation then
+    local mpaths = {}
+    for i, it in ipairs(ds.items) do mpaths[i] = it.mask end
+    mcache, mfails = hs.loader.fill_cache(mpaths, { height = hw[1], width = hw[2], channels = 1 })
+    for _, f in ipairs(mfails) do fails[#fails + 1] = f end
+  end
+  for _, f in ipairs(fails) do log(run, "unreadable file %s: %s", f.path, f.message) end
+  if #fails > 0 then
+    if not run.cfg.data.allow_skip then
+      error(("%d unreadable file(s), first: %s (%s); set data.allow_skip = true to skip them")
+        :format(#fails, fails[1].path, fails[1].message), 0)
+    end
+    run.skipped = (run.skipped or 0) + #fails
+    -- drop failed items: rebuild the cache without them
+    local bad = {}
+    for _, f in ipairs(fails) do bad[f.path] = true end
+    local keep = {}
+    for _, it in ipairs(ds.items) do if not bad[it.path] and not bad[it.mask or ""] then keep[#keep + 1] = it end end
+    ds.items = keep
+    return cache_split(run, ds, hw, channels)
+  end
+  local labels
+  if not ds.segmentation then
+    local lab = {}
+    for i, it in ipairs(ds.items) do lab[i] = it.label end
+    labels = hs.tensor(lab, "i64")
+  end
+  return { cache = cache, masks = mcache, labels = labels, n = #ds.items, items = ds.items }
+end
+
+-- ---------------------------------------------------------------- model and training parts
+local function class_weights(cfg, train, k)
+  if cfg.task ~= "classification" or cfg.train.class_weights ~= "balanced" then return nil end
+  local counts = data.class_counts(train)
+  local w, n = {}, #train.items
+  for c = 1, k do w[c] = (counts[c] or 0) > 0 and n / (k * counts[c]) or 0 end
+  return hs.tensor(w)
+end
+
+local function make_loss(cfg, weights)
+  local nn = hs.nn
+  local kind = cfg.train.loss
+  if kind == "auto" then kind = cfg.task == "segmentation" and "bce+dice" or "cross_entropy" end
+  if kind == "cross_entropy" then return nn.CrossEntropyLoss { weight = weights, label_smoothing = cfg.train.label_smoothing } end
+  if kind == "bce" then return nn.BCEWithLogitsLoss() end
+  if kind == "dice" then return nn.DiceLoss() end
+  if kind == "bce+dice" then return nn.SumLoss { { nn.BCEWithLogitsLoss(), 1 }, { nn.DiceLoss(), 1 } } end
+  error(("train.loss '%s' is not one of auto, cross_entropy, bce, dice, bce+dice"):format(kind), 0)
+end
+
+local function make_optimizer(cfg, model)
+  local t = cfg.train
+  if t.optimizer == "sgd" then
+    return hs.optim.SGD(model, { lr = t.lr, momentum = t.momentum, weight_decay = t.weight_decay, nesterov = t.nesterov })
+  elseif t.optimizer == "adam" then
+    return hs.optim.Adam(model, { lr = t.lr, weight_decay = t.weight_decay })
+  elseif t.optimizer == "adamw" then
+    return hs.optim.AdamW(model, { lr = t.lr, weight_decay = t.weight_decay })
+  end
+  error(("train.optimizer '%s' is not one of sgd, adam, adamw"):format(tostring(t.optimizer)), 0)
+end
+
+local function lr_factor(cfg, epoch)   -- epoch is 0-based
+  local t = cfg.train
+  local f = 1
+  if t.schedule == "cosine" then
+    f = 0.5 * (1 + math.cos(math.pi * epoch / math.max(1, t.epochs)))
+  elseif t.schedule == "step" then
+    f = (t.gamma or 0.1) ^ (epoch // (t.step_size or math.max(1, t.epochs // 3)))
+  end
+  if t.warmup_epochs and epoch < t.warmup_epochs then f = f * (epoch + 1) / (t.warmup_epochs + 1) end
+  return f
+end
+
+-- softmax of logits rows (list of lists)
+local function softmax_rows(logits, n, k)
+  local probs = {}
+  for i = 1, n do
+    local mx = -math.huge
+    for c = 1, k do mx = math.max(mx, logits:get(i, c)) end
+    local s, row = 0, {}
+    for c = 1, k do row[c] = math.exp(logits:get(i, c) - mx); s = s + row[c] end
+    for c = 1, k do row[c] = row[c] / s end
+    probs[i] = row
+  end
+  return probs
+end
+
+-- Evaluate a classification model on a cached split: labels, predictions, probabilities
+function M.predict_cache(model, cfg, part, batch)
+  local spec = M.batch_spec(cfg, false)
+  local L = hs.loader.new(part.cache, part.labels, spec, { batch = batch, shuffle = false, training = false })
+  L:start_epoch(0)
+  local C, h, w = cfg.input.channels, cfg.input.size[1], cfg.input.size[2]
+  local x = hs.zeros({ batch, C, h, w })
+  local eval_graph = hs.nn.compile(model, { input = { batch, C, h, w }, training = false })
+  local y_true, y_pred, probs = {}, {}, {}
+  local idx = {}
+  while true do
+    local n = L:next(x, nil, idx)
+    if n == 0 then break end
+    local logits = eval_graph:forward(x)
+    local k = logits:shape()[2]
+    local p = softmax_rows(logits, n, k)
+    for i = 1, n do
+      local item = idx[i]
+      local best, arg = -1, 0
+      for c = 1, k do if p[i][c] > best then best, arg = p[i][c], c - 1 end end
+      y_true[#y_true + 1] = part.items[item].label
+      y_pred[#y_pred + 1] = arg
+      probs[#probs + 1] = p[i]
+    end
+  end
+  L:release()
+  return y_true, y_pred, probs
+end
+
+function M.batch_spec(cfg, training)
+  local a = cfg.augment or {}
+  local s = { out = cfg.input.size, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed }
+  if training then
+    s.hflip, s.vflip, s.rot90 = a.hflip, a.vflip, a.rot90
+    s.brightness, s.contrast, s.hed_sigma = a.brightness, a.contrast, a.hed_sigma
+  end
+  return s
+end
+
+-- segmentation evaluation on the cached (resized) images: full-image forward (cache size must
+-- be divisible by the network's stride), threshold, Dice/IoU per image and pooled
+function M.eval_segmentation(model, cfg, part)
+  local C = cfg.input.channels
+  local H, W = part.cache:shape()[2], part.cache:shape()[3]
+  local spec = { out = { H, W }, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed }
+  local L = hs.loader.new(part.cache, nil, spec, { batch = 1, shuffle = false, training = false, masks = part.masks })
+  L:start_epoch(0)
+  local x, m = hs.zeros({ 1, C, H, W }), hs.zeros({ 1, 1, H, W })
+  local g = hs.nn.compile(model, { input = { 1, C, H, W }, training = false })
+  local counts, thr = {}, cfg.eval.threshold
+  local logit_thr = math.log(thr / (1 - thr))
+  while L:next(x, m) > 0 do
+    local out = g:forward(x)
+    local pred = out:gt(logit_thr):astype("u8"):tolist()
+    counts[#counts + 1] = metrics.seg_counts(pred, m:astype("u8"):tolist())
+  end
+  L:release()
+  return metrics.segmentation(counts)
+end
+
+-- ---------------------------------------------------------------- the run
+local function run_id()
+  local t = os.date("!%Y%m%d-%H%M%S")
+  local r = hs.sys.sha256(tostring(now()) .. tostring(hs.sys.pid()) .. tostring(clock())):sub(1, 6)
+  return t .. "-" .. r
+end
+
+local function fmt_time(s)
+  if s < 60 then return ("%ds"):format(math.floor(s + 0.5)) end
+  return ("%dm%02ds"):format(math.floor(s / 60), math.floor(s % 60))
+end
+
+local function progress(run, epoch, step, nsteps, loss, ips, eta)
+  if run.tty then
+    io.stderr:write(("\r epoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   "):format(
+      epoch, run.cfg.train.epochs, step, nsteps, loss, ips, fmt_time(eta)))
+  end
+end
+
+-- save model weights + metadata (classes, input, pipeline) as safetensors
+function M.save_model(path, model, meta)
+  local sd, order = model:state_dict()
+  local tensors = {}
+  for _, name in ipairs(order) do tensors[name] = sd[name]:contiguous() end
+  local smeta = {}
+  for k, v in pairs(meta) do smeta[k] = type(v) == "string" and v or json.encode(v) end
+  hs.io.save(path, tensors, smeta)
+end
+
+function M.load_weights(model, path)
+  local t, meta = hs.io.load(path)
+  if not t then error(meta, 0) end
+  model:load_state_dict(t)
+  return meta
+end
+
+local function checkpoint(run, model, opt, epoch, best)
+  local dir = run.dir
+  M.save_model(dir .. "/checkpoint.safetensors", model, { kind = "checkpoint" })
+  local s, bufs = opt:state_dict()
+  local t = {}
+  for k, v in pairs(bufs) do t[k] = v end
+  hs.io.save(dir .. "/optimizer.safetensors", t, { step = tostring(s.step) })
+  write_json(dir .. "/checkpoint.json", { epoch = epoch, best = best, history = run.history, time = now(),
+    skipped = run.skipped })
+end
+
+function M.run(cfg, opts)
+  opts = opts or {}
+  local nn = hs.nn
+  local run = { cfg = cfg, quiet = opts.quiet, tty = hs.sys.isatty(2) and not opts.quiet, history = {} }
+  run.root = opts.out or "runs"
+  run.cache_dir = opts.cache_dir or (os.getenv("HISTOPS_CACHE") or "runs/.cache")
+  hs.sys.mkdir_p(run.cache_dir)
+  if opts.resume then
+    run.dir = opts.resume
+    if not hs.sys.stat(run.dir .. "/checkpoint.json") then error(("--resume: no checkpoint in %s"):format(run.dir), 0) end
+    run.id = run.dir:match("([^/]+)/?$")
+  else
+    run.id = run_id()
+    run.dir = ("%s/%s/%s"):format(run.root, cfg.name, run.id)
+  end
+  assert(hs.sys.mkdir_p(run.dir))
+  run.logf = io.open(run.dir .. "/log.txt", "a")
+  if cfg.train.threads and cfg.train.threads > 0 then hs.sys.set_threads(cfg.train.threads) end
+  local started = now()
+  log(run, "run %s: experiment %s -> %s", run.id, cfg.name, run.dir)
+
+  -- data
+  local splits = M.load_data(cfg, run)
+  local train = splits.train
+  local classes = train.classes
+  local k = classes and #classes or 1
+  local fp = { train = data.fingerprint(train), val = data.fingerprint(splits.val), test = data.fingerprint(splits.test) }
+  fp.all = hs.sys.sha256(fp.train .. fp.val .. fp.test)
+  hs.sys.write_file_atomic(run.dir .. "/split.csv", data.manifest(splits))
+  log(run, "data: %d train, %d val, %d test items%s; fingerprint %s", #train.items, #splits.val.items,
+    #splits.test.items, classes and (", " .. k .. " classes") or "", fp.all:sub(1, 12))
+  local hw = cfg.data.cache_size or cfg.input.size
+  local C = cfg.input.channels
+  local t0 = clock()
+  local ctrain = cache_split(run, train, hw, C)
+  local cval = cache_split(run, splits.val, hw, C)
+  local ctest = splits.test == splits.val and cval or cache_split(run, splits.test, hw, C)
+  log(run, "decoded %d images in %.1f s", ctrain.n + cval.n + (ctest == cval and 0 or ctest.n), clock() - t0)
+
+  -- model
+  nn.manual_seed(cfg.seed)
+  local info = { classes = classes, num_classes = k, input = cfg.input, task = cfg.task }
+  if type(cfg.model) ~= "function" then error("experiment: 'model' must be a function(info) returning an nn.Module", 0) end
+  local model = cfg.model(info)
+  local B = math.min(cfg.train.batch, ctrain.n)
+  local in_shape = { B, C, cfg.input.size[1], cfg.input.size[2] }
+  local seg = cfg.task == "segmentation"
+  local weights = class_weights(cfg, train, k)
+  local loss = make_loss(cfg, weights)
+  local step = nn.compile(model, { input = in_shape, target = seg and { B, 1, in_shape[3], in_shape[4] } or { B },
+    target_dtype = seg and "f32" or "i64", loss = loss, training = true })
+  local opt = make_optimizer(cfg, model)
+  local base_lr = cfg.train.lr
+  local loader = hs.loader.new(ctrain.cache, ctrain.labels, M.batch_spec(cfg, true),
+    { batch = B, shuffle = true, drop_last = true, training = true, masks = ctrain.masks })
+  local x = hs.zeros(in_shape)
+  local y = seg and hs.zeros({ B, 1, in_shape[3], in_shape[4] }) or hs.zeros({ B }, "i64")
+  log(run, "model: %d parameters; training graph arena %.1f MiB", model:num_parameters(), step:arena_bytes() / 2 ^ 20)
+
+  local monitor = cfg.train.early_stopping.metric
+  if monitor == "auto" then monitor = seg and "dice" or "macro_f1" end
+  local best, best_epoch, start_epoch = -math.huge, 0, 1
+  if opts.resume then
+    local ck = json.decode(assert(hs.sys.read_file(run.dir .. "/checkpoint.json")))
+    M.load_weights(model, run.dir .. "/checkpoint.safetensors")
+    local ot = hs.io.load(run.dir .. "/optimizer.safetensors")
+    local _, ometa = hs.io.load(run.dir .. "/optimizer.safetensors")
+    opt:load_state_dict({ step = tonumber(ometa.step) }, ot)
+    run.history = ck.history or {}
+    best = ck.best and ck.best.value or best
+    best_epoch = ck.best and ck.best.epoch or 0
+    start_epoch = ck.epoch + 1
+    log(run, "resuming after epoch %d (best %s %.4f at epoch %d)", ck.epoch, monitor, best, best_epoch)
+  end
+
+  local patience, stopped_early = cfg.train.early_stopping.patience, false
+  local nsteps = loader:num_batches()
+  if cfg.train.steps_per_epoch and cfg.train.steps_per_epoch > 0 then nsteps = math.min(nsteps, cfg.train.steps_per_epoch) end
+  local total_steps, max_steps = 0, cfg.train.max_steps or 0
+  local train_t0 = clock()
+  for epoch = start_epoch, cfg.train.epochs do
+    opt:set_lr(base_lr * lr_factor(cfg, epoch - 1))
+    loader:start_epoch(epoch)
+    local e0, sum, n = clock(), 0, 0
+    model:train()
+    for s = 1, nsteps do
+      if loader:next(x, y) == 0 then break end
+      model:zero_grad()
+      local l = step:step(x, y)
+      if l ~= l then error(("training diverged: loss is NaN at epoch %d step %d (lower train.lr?)"):format(epoch, s), 0) end
+      if cfg.train.grad_clip and cfg.train.grad_clip > 0 then opt:clip_grad_norm(cfg.train.grad_clip) end
+      opt:step()
+      sum, n = sum + l, n + 1
+      total_steps = total_steps + 1
+      local el = clock() - e0
+      progress(run, epoch, s, nsteps, sum / n, n * B / el, el / s * (nsteps - s) + el / s * nsteps * (cfg.train.epochs - epoch))
+      if max_steps > 0 and total_steps >= max_steps then break end
+    end
+    if run.tty then io.stderr:write("\n") end
+    local train_loss = n > 0 and sum / n or 0 / 0
+    local ips = n * B / math.max(1e-9, clock() - e0)
+    -- validation
+    model:eval()
+    local rec = { epoch = epoch, train_loss = train_loss, lr = opt:get_lr(), images_per_s = ips, time = now() }
+    if seg then
+      local r = M.eval_segmentation(model, cfg, cval)
+      rec.dice, rec.iou, rec.pixel_accuracy = r.overall.dice, r.overall.iou, r.overall.pixel_accuracy
+    else
+      local yt, yp = M.predict_cache(model, cfg, cval, math.min(B, cval.n))
+      local r = metrics.classification(yt, yp, k)
+      rec.accuracy, rec.macro_f1, rec.balanced_accuracy = r.accuracy, r.macro_f1, r.balanced_accuracy
+    end
+    run.history[#run.history + 1] = rec
+    log(run, "epoch %d/%d  train_loss %.4f  val %s %.4f  (%.0f img/s, lr %.2g)", epoch, cfg.train.epochs, train_loss,
+      monitor, rec[monitor] or 0 / 0, ips, rec.lr)
+    local v = rec[monitor]
+    if v and v > best then
+      best, best_epoch = v, epoch
+      M.save_model(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
+    end
+    checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor })
+    if max_steps > 0 and total_steps >= max_steps then break end
+    if patience and patience > 0 and epoch - best_epoch >= patience then
+      log(run, "early stopping: no %s improvement for %d epochs", monitor, patience)
+      stopped_early = true
+      break
+    end
+  end
+  local train_time = clock() - train_t0
+  loader:release()
+
+  -- final evaluation with the best weights
+  if hs.sys.stat(run.dir .. "/best.safetensors") then M.load_weights(model, run.dir .. "/best.safetensors") end
+  model:eval()
+  local final = { best_epoch = best_epoch, monitor = monitor, train_time_s = train_time, stopped_early = stopped_early }
+  local eval_detail = {}
+  if seg then
+    local r = M.eval_segmentation(model, cfg, ctest)
+    final.dice, final.iou, final.pixel_accuracy = r.overall.dice, r.overall.iou, r.overall.pixel_accuracy
+    final.mean_dice, final.mean_iou = r.mean_dice, r.mean_iou
+    eval_detail.per_image = r.per_image
+    local per = r.per_image
+    final.dice_ci = metrics.bootstrap(#per, function(idx)
+      local s = 0
+      for _, i in ipairs(idx) do s = s + per[i].dice end
+      return s / #idx
+    end, { samples = cfg.eval.bootstrap, seed = cfg.seed })
+  else
+    local yt, yp, pr = M.predict_cache(model, cfg, ctest, math.min(B, ctest.n))
+    local r = metrics.classification(yt, yp, k, pr)
+    final.accuracy, final.balanced_accuracy, final.macro_f1 = r.accuracy, r.balanced_accuracy, r.macro_f1
+    final.roc_auc = r.roc_auc.macro
+    final.ece = r.ece
+    final.per_class = {}
+    for c = 1, k do
+      final.per_class[classes[c]] = r.per_class[c]
+      r.per_class[c].roc_auc = r.roc_auc.per_class[c]
+    end
+    final.confusion = r.confusion
+    local ci = metrics.classification_ci(yt, yp, k, { samples = cfg.eval.bootstrap, seed = cfg.seed })
+    final.accuracy_ci, final.macro_f1_ci = ci.accuracy, ci.macro_f1
+    eval_detail = { y_true = yt, y_pred = yp, probs = pr }
+  end
+  final.test_items = ctest.n
+  final.skipped_files = run.skipped or 0
+
+  -- artifacts
+  local pipeline = { input = cfg.input, cache_size = hw, task = cfg.task }
+  local model_meta = { format = "histops-model-1", experiment = cfg.name, run = run.id, classes = classes or {},
+    input = cfg.input, pipeline = pipeline, task = cfg.task, data_fingerprint = fp.all,
+    architecture = cfg.architecture or "custom" }
+  M.save_model(run.dir .. "/model.safetensors", model, model_meta)
+  local record = {
+    id = run.id, experiment = cfg.name, experiment_file = cfg._path, status = "finished",
+    start_time = started, end_time = now(), params = config.public(cfg), overrides = opts.overrides or {},
+    seed = cfg.seed, data = { fingerprint = fp, counts = { train = ctrain.n, val = cval.n, test = ctest.n },
+      classes = classes, skipped = run.skipped or 0 },
+    pipeline = pipeline, metrics = final, history = run.history,
+    environment = M.environment(),
+  }
+  write_json(run.dir .. "/params.json", config.public(cfg))
+  write_json(run.dir .. "/metrics.json", final)
+  local hist = {}
+  for _, h in ipairs(run.history) do hist[#hist + 1] = json.encode(h) end
+  assert(hs.sys.write_file_atomic(run.dir .. "/history.jsonl", table.concat(hist, "\n") .. "\n"))
+  record.artifacts = { ["model.safetensors"] = hs.sys.sha256_file(run.dir .. "/model.safetensors") }
+  write_json(run.dir .. "/run.json", record)
+  local ok, rep = pcall(function() return require("hs.run_report").write(run, record, eval_detail, ctest, model) end)
+  if not ok then log(run, "report: %s", tostring(rep)) end
+  if seg then
+    log(run, "test: dice %.4f [%.4f, %.4f]  iou %.4f  pixel accuracy %.4f on %d images", final.dice, final.dice_ci.lo,
+      final.dice_ci.hi, final.iou, final.pixel_accuracy, ctest.n)
+  else
+    log(run, "test: accuracy %.4f [%.4f, %.4f]  macro-F1 %.4f  balanced accuracy %.4f on %d items", final.accuracy,
+      final.accuracy_ci.lo, final.accuracy_ci.hi, final.macro_f1, final.balanced_accuracy, ctest.n)
+  end
+  log(run, "run folder: %s", run.dir)
+  if run.logf then run.logf:close() end
+  os.remove(run.dir .. "/checkpoint.safetensors")
+  os.remove(run.dir .. "/optimizer.safetensors")
+  return record, run
+end
+
+function M.environment()
+  local v = hs.sys.versions()
+  return { histops = hs.version, lua = _VERSION, openblas = v.openblas, libgit2 = v.libgit2, compiler = v.compiler,
+    cpu = hs.sys.cpu_model(), threads = hs.sys.get_threads(), host = hs.sys.hostname(), nproc = hs.sys.nproc() }
+end
+
+return M

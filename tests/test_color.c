@@ -1,0 +1,270 @@
+// tests/test_color.c: colour spaces (color.h) and stain deconvolution/normalisation (stain.h)
+// on known values from scikit-image 0.19 / OpenCV 4.6, round trips, strided inputs, layout
+// conversions, and shape/dtype errors. Dimension letters: H, W, C.
+#include "hs_test.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "color.h"
+#include "stain.h"
+#include "tensor.h"
+
+// The six test pixels used for the known values below (one row, (1,6,3) U8).
+static const uint8_t px[18] = {255, 0, 0, 0, 255, 0, 10, 20, 200, 255, 255, 255, 0, 0, 0, 120, 60, 180};
+
+static hs_tensor *new_img(hs_dtype dt, int64_t h, int64_t w, int64_t c) {
+    int64_t shape[3] = {h, w, c};
+    hs_tensor *t;
+    assert_int_equal(hs_tensor_new(&t, dt, c ? 3 : 2, shape), HS_OK);
+    return t;
+}
+
+static hs_tensor *six_pixels(void) {
+    hs_tensor *t = new_img(HS_DTYPE_U8, 1, 6, 3);
+    memcpy(t->data, px, sizeof px);
+    return t;
+}
+
+static void test_rgb2gray_u8_matches_opencv_fixed_point(void **state) {
+    (void)state;
+    hs_tensor *rgb = six_pixels(), *g = new_img(HS_DTYPE_U8, 1, 6, 0);
+    assert_int_equal(hs_color_rgb2gray(g, rgb), HS_OK);
+    const uint8_t want[6] = {76, 150, 38, 255, 0, 92};  // cv2.cvtColor(COLOR_RGB2GRAY)
+    assert_memory_equal(g->data, want, 6);
+    hs_tensor *f = new_img(HS_DTYPE_F32, 1, 6, 3), *gf = new_img(HS_DTYPE_F32, 1, 6, 1);
+    assert_int_equal(hs_color_convert(f, rgb, 1.0f), HS_OK);
+    assert_int_equal(hs_color_rgb2gray(gf, f), HS_OK);
+    const float wantf[6] = {76.245f, 149.685f, 37.53f, 255.0f, 0.0f, 91.62f};
+    hs_expect_close(gf->data, wantf, 6, 1e-3, 1e-6);
+    hs_tensor *back = new_img(HS_DTYPE_U8, 1, 6, 3);
+    assert_int_equal(hs_color_gray2rgb(back, g), HS_OK);
+    assert_int_equal(((uint8_t *)back->data)[3 * 5 + 2], 92);
+    hs_tensor_free(back);
+    hs_tensor_free(gf);
+    hs_tensor_free(f);
+    hs_tensor_free(g);
+    hs_tensor_free(rgb);
+}
+
+static void test_rgb2hsv_and_rgb2lab_match_skimage_known_values(void **state) {
+    (void)state;
+    hs_tensor *rgb = six_pixels(), *out = new_img(HS_DTYPE_F32, 1, 6, 3), *back = new_img(HS_DTYPE_F32, 1, 6, 3);
+    assert_int_equal(hs_color_rgb2hsv(out, rgb), HS_OK);
+    const float hsv[18] = {0, 1, 1, 0.3333333f, 1, 1, 0.6578947f, 0.95f, 0.7843137f,
+                           0, 0, 1, 0, 0, 0, 0.75f, 0.6666667f, 0.7058824f};
+    hs_expect_close(out->data, hsv, 18, 1e-6, 0);
+    assert_int_equal(hs_color_hsv2rgb(back, out), HS_OK);
+    float rgbf[18];
+    for (int i = 0; i < 18; i++)
+        rgbf[i] = px[i] / 255.0f;
+    hs_expect_close(back->data, rgbf, 18, 1e-6, 0);
+    assert_int_equal(hs_color_rgb2lab(out, rgb), HS_OK);
+    const float lab[18] = {53.24059f, 80.09231f, 67.20275f, 87.7351f, -86.18303f, 83.1797f,
+                           25.960648f, 61.2832f, -86.908585f, 100.0f, -0.0024549f, 0.0046534f,
+                           0, 0, 0, 38.759647f, 48.940895f, -53.75336f};
+    hs_expect_close(out->data, lab, 18, 2e-5, 0);
+    assert_int_equal(hs_color_lab2rgb(back, out), HS_OK);
+    hs_expect_close(back->data, rgbf, 18, 1e-5, 0);
+    hs_tensor_free(back);
+    hs_tensor_free(out);
+    hs_tensor_free(rgb);
+}
+
+static void test_rgb2hed_matches_skimage_and_inverts(void **state) {
+    (void)state;
+    hs_tensor *rgb = six_pixels(), *hed = new_img(HS_DTYPE_F32, 1, 6, 3), *back = new_img(HS_DTYPE_F32, 1, 6, 3);
+    assert_int_equal(hs_stain_rgb2hed(hed, rgb), HS_OK);
+    const float want[18] = {0, 0.6543162f, 1.4380662f, 1.2760754f, 0, 1.0174723f, 0.4175148f, 0, 0,
+                            0, 0, 0, 1.2101673f, 0, 0.8819504f, 0.0803849f, 0.0517514f, 0};
+    hs_expect_close(hed->data, want, 18, 1e-6, 1e-6);
+    // hed2rgb inverts rgb2hed wherever no density was clipped at 0: check white stays white
+    assert_int_equal(hs_stain_hed2rgb(back, hed), HS_OK);
+    const float *b = back->data;
+    assert_true(fabsf(b[9] - 1) < 1e-6f && fabsf(b[10] - 1) < 1e-6f && fabsf(b[11] - 1) < 1e-6f);
+    // float input in (0,1] with strictly positive densities round-trips
+    hs_tensor *f = new_img(HS_DTYPE_F32, 1, 1, 3), *s = new_img(HS_DTYPE_F32, 1, 1, 3), *r = new_img(HS_DTYPE_F32, 1, 1, 3);
+    hs_stain_matrix m;
+    assert_int_equal(hs_stain_matrix_named(&m, "hed"), HS_OK);
+    float dens[3] = {0.3f, 0.2f, 0.1f};
+    memcpy(s->data, dens, sizeof dens);
+    assert_int_equal(hs_stain_combine(f, s, &m), HS_OK);
+    assert_int_equal(hs_stain_separate(r, f, &m), HS_OK);
+    hs_expect_close(r->data, dens, 3, 1e-5, 0);
+    hs_tensor_free(r);
+    hs_tensor_free(s);
+    hs_tensor_free(f);
+    hs_tensor_free(back);
+    hs_tensor_free(hed);
+    hs_tensor_free(rgb);
+}
+
+static void test_stain_matrices_named_and_from_vectors(void **state) {
+    (void)state;
+    hs_stain_matrix m, v;
+    assert_int_equal(hs_stain_matrix_named(&m, "H-DAB"), HS_OK);  // skimage's rgb_from_hdx
+    const float third[3] = {0.383284f, -0.427752f, 0.181828f};
+    float got[3] = {(float)m.rgb_from_stain[2][0], (float)m.rgb_from_stain[2][1], (float)m.rgb_from_stain[2][2]};
+    hs_expect_close(got, third, 3, 1e-6, 0);
+    hs_tensor *rgb = six_pixels(), *out = new_img(HS_DTYPE_F32, 1, 6, 3);
+    assert_int_equal(hs_stain_separate(out, rgb, &m), HS_OK);
+    const float hdx[18] = {0, 1.5331459f, 0, 0.2823281f, 0.8197688f, 1.5570405f, 0.3914559f, 0, 0.039219f,
+                           0, 0, 0, 0.9675614f, 0.8433787f, 0.3784649f, 0.1141056f, 0.0028965f, 0};
+    hs_expect_close(out->data, hdx, 18, 1e-6, 1e-6);
+    const double two[2][3] = {{2, 0, 0}, {0, 3, 0}};
+    assert_int_equal(hs_stain_matrix_from_vectors(&v, two, 2), HS_OK);
+    assert_true(v.rgb_from_stain[0][0] == 1.0 && v.rgb_from_stain[1][1] == 1.0 && v.rgb_from_stain[2][2] == 1.0);
+    const double parallel[2][3] = {{1, 1, 0}, {2, 2, 0}};
+    assert_int_equal(hs_stain_matrix_from_vectors(&v, parallel, 2), HS_ERR_ARG);
+    const double zero[2][3] = {{0, 0, 0}, {1, 0, 0}};
+    assert_int_equal(hs_stain_matrix_from_vectors(&v, zero, 2), HS_ERR_ARG);
+    assert_int_equal(hs_stain_matrix_named(&v, "nope"), HS_ERR_ARG);
+    assert_non_null(strstr(hs_last_error()->msg, "hed"));
+    hs_tensor_free(out);
+    hs_tensor_free(rgb);
+}
+
+static void test_color_ops_report_shapes_and_dtypes(void **state) {
+    (void)state;
+    hs_tensor *bad = new_img(HS_DTYPE_U8, 5, 5, 0), *out = new_img(HS_DTYPE_F32, 5, 5, 3);
+    assert_int_equal(hs_stain_rgb2hed(out, bad), HS_ERR_SHAPE);
+    assert_string_equal(hs_last_error()->msg, "rgb2hed: expected (H,W,3) image, got [5,5]");
+    hs_tensor *rgb = new_img(HS_DTYPE_U8, 5, 5, 3), *small = new_img(HS_DTYPE_F32, 5, 4, 3);
+    assert_int_equal(hs_color_rgb2lab(small, rgb), HS_ERR_SHAPE);
+    assert_non_null(strstr(hs_last_error()->msg, "[5,4,3]"));
+    hs_tensor *i64 = new_img(HS_DTYPE_I64, 5, 5, 3);
+    assert_int_equal(hs_color_rgb2hsv(out, i64), HS_ERR_DTYPE);
+    hs_tensor *u8out = new_img(HS_DTYPE_U8, 5, 5, 3);
+    assert_int_equal(hs_color_rgb2hsv(u8out, rgb), HS_ERR_DTYPE);
+    hs_tensor_free(u8out);
+    hs_tensor_free(i64);
+    hs_tensor_free(small);
+    hs_tensor_free(rgb);
+    hs_tensor_free(out);
+    hs_tensor_free(bad);
+}
+
+static void test_to_chw_and_from_chw_round_trip_on_views(void **state) {
+    (void)state;
+    hs_tensor *img = new_img(HS_DTYPE_U8, 4, 6, 3), *crop;
+    for (int64_t i = 0; i < 72; i++)
+        ((uint8_t *)img->data)[i] = (uint8_t)(i * 3);
+    assert_int_equal(hs_tensor_narrow(&crop, img, 1, 1, 4), HS_OK);  // (4,4,3) view
+    int64_t chw_shape[3] = {3, 4, 4};
+    hs_tensor *chw, *back = new_img(HS_DTYPE_U8, 4, 4, 3);
+    assert_int_equal(hs_tensor_new(&chw, HS_DTYPE_F32, 3, chw_shape), HS_OK);
+    assert_int_equal(hs_color_to_chw(chw, crop, 1.0f / 255), HS_OK);
+    // chw[c][y][x] = crop[y][x][c] / 255
+    int64_t y = 2, x = 3, c = 1;
+    float want = (float)(((uint8_t *)img->data)[(y * 6 + x + 1) * 3 + c] / 255.0);
+    assert_true(fabsf(((float *)chw->data)[(c * 4 + y) * 4 + x] - want) < 1e-7f);
+    assert_int_equal(hs_color_from_chw(back, chw, 255.0f), HS_OK);
+    for (int64_t i = 0; i < 48; i++)
+        assert_true(hs_tensor_get_flat(back, i) == hs_tensor_get_flat(crop, i));
+    assert_int_equal(hs_color_to_chw(back, crop, 1.0f), HS_ERR_SHAPE);
+    hs_tensor_free(back);
+    hs_tensor_free(chw);
+    hs_tensor_free(crop);
+    hs_tensor_free(img);
+}
+
+static void test_convert_rounds_half_to_even_and_saturates(void **state) {
+    (void)state;
+    float v[6] = {-3.0f, 0.5f, 1.5f, 2.5f, 254.6f, 300.0f};
+    v[0] = NAN;
+    int64_t n = 6;
+    hs_tensor *in, *out;
+    assert_int_equal(hs_tensor_from_buffer(&in, HS_DTYPE_F32, 1, &n, v), HS_OK);
+    assert_int_equal(hs_tensor_new(&out, HS_DTYPE_U8, 1, &n), HS_OK);
+    assert_int_equal(hs_color_convert(out, in, 1.0f), HS_OK);
+    const uint8_t want[6] = {0, 0, 2, 2, 255, 255};
+    assert_memory_equal(out->data, want, 6);
+    hs_tensor_free(out);
+    hs_tensor_free(in);
+}
+
+// Synthetic H&E image from two known stains; Macenko must find them again.
+static hs_tensor *synthetic_he(const double stains[2][3], int64_t h, int64_t w) {
+    hs_tensor *img = new_img(HS_DTYPE_U8, h, w, 3);
+    uint8_t *p = img->data;
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++) {
+            double c0 = 0, c1 = 0;
+            int64_t k = (y * 7 + x * 13) % 10;
+            if (k < 4)
+                c0 = 0.2 + 0.15 * (double)((x + y) % 10);   // hematoxylin only
+            else if (k < 8)
+                c1 = 0.2 + 0.1 * (double)((x * 3 + y) % 10);  // eosin only
+            else
+                c0 = 0.3, c1 = 0.3 + 0.05 * (double)(x % 7);  // mixtures
+            for (int ch = 0; ch < 3; ch++) {
+                double v = 240.0 * exp(-(stains[0][ch] * c0 + stains[1][ch] * c1)) - 1;
+                p[(y * w + x) * 3 + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrint(v));
+            }
+        }
+    return img;
+}
+
+static double cosine(const double *a, const double *b) {
+    return (a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) /
+           sqrt((a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) * (b[0] * b[0] + b[1] * b[1] + b[2] * b[2]));
+}
+
+static void test_macenko_fit_recovers_synthetic_stains_and_apply_matches_target(void **state) {
+    (void)state;
+    hs_stain_macenko ref = hs_stain_macenko_default_target();
+    hs_tensor *img = synthetic_he((const double(*)[3])ref.stains, 64, 64);
+    hs_stain_macenko fit;
+    assert_int_equal(hs_stain_macenko_fit(&fit, img, NULL), HS_OK);
+    assert_true(cosine(fit.stains[0], ref.stains[0]) > 0.995);
+    assert_true(cosine(fit.stains[1], ref.stains[1]) > 0.995);
+    hs_tensor *out = new_img(HS_DTYPE_U8, 64, 64, 3);
+    assert_int_equal(hs_stain_macenko_apply(out, img, &fit, NULL), HS_OK);  // normalising to itself
+    double err = 0;
+    for (int64_t i = 0; i < 64 * 64 * 3; i++)
+        err += fabs(hs_tensor_get_flat(out, i) - hs_tensor_get_flat(img, i));
+    assert_true(err / (64 * 64 * 3) < 2.0);
+    hs_tensor *blank = new_img(HS_DTYPE_U8, 8, 8, 3);
+    memset(blank->data, 255, 8 * 8 * 3);  // all white: no tissue pixel
+    assert_int_equal(hs_stain_macenko_fit(&fit, blank, NULL), HS_ERR_ARG);
+    assert_non_null(strstr(hs_last_error()->msg, "tissue"));
+    hs_tensor_free(blank);
+    hs_tensor_free(out);
+    hs_tensor_free(img);
+}
+
+static void test_reinhard_apply_moves_lab_statistics_to_the_target(void **state) {
+    (void)state;
+    hs_stain_macenko ref = hs_stain_macenko_default_target();
+    hs_tensor *img = synthetic_he((const double(*)[3])ref.stains, 48, 48), *out = new_img(HS_DTYPE_F32, 48, 48, 3);
+    hs_stain_reinhard target = {{60, 10, -5}, {12, 6, 5}}, got;
+    assert_int_equal(hs_stain_reinhard_apply(out, img, &target), HS_OK);
+    assert_int_equal(hs_stain_reinhard_fit(&got, out), HS_OK);
+    for (int c = 0; c < 3; c++) {
+        assert_true(fabs(got.mean[c] - target.mean[c]) < 0.5);
+        assert_true(fabs(got.std[c] - target.std[c]) < 0.5);
+    }
+    hs_tensor *o8 = new_img(HS_DTYPE_U8, 48, 48, 3);
+    assert_int_equal(hs_stain_reinhard_fit(&got, img), HS_OK);
+    assert_int_equal(hs_stain_reinhard_apply(o8, img, &got), HS_OK);  // identity up to rounding
+    for (int64_t i = 0; i < 48 * 48 * 3; i++)
+        assert_true(fabs(hs_tensor_get_flat(o8, i) - hs_tensor_get_flat(img, i)) <= 1.0);
+    hs_tensor_free(o8);
+    hs_tensor_free(out);
+    hs_tensor_free(img);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rgb2gray_u8_matches_opencv_fixed_point),
+        cmocka_unit_test(test_rgb2hsv_and_rgb2lab_match_skimage_known_values),
+        cmocka_unit_test(test_rgb2hed_matches_skimage_and_inverts),
+        cmocka_unit_test(test_stain_matrices_named_and_from_vectors),
+        cmocka_unit_test(test_color_ops_report_shapes_and_dtypes),
+        cmocka_unit_test(test_to_chw_and_from_chw_round_trip_on_views),
+        cmocka_unit_test(test_convert_rounds_half_to_even_and_saturates),
+        cmocka_unit_test(test_macenko_fit_recovers_synthetic_stains_and_apply_matches_target),
+        cmocka_unit_test(test_reinhard_apply_moves_lab_statistics_to_the_target),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
