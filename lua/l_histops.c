@@ -10,6 +10,9 @@
 #ifndef HS_LUA_DIR
 #define HS_LUA_DIR "lua"
 #endif
+#ifndef HS_SOURCE_DIR
+#define HS_SOURCE_DIR "."
+#endif
 
 int luaopen_histops(lua_State *L);
 int luaopen_histops(lua_State *L) {
@@ -27,10 +30,17 @@ int luaopen_histops(lua_State *L) {
     lua_getfield(L, -1, "path");
     const char *old = lua_tostring(L, -1);
     if (!old || !strstr(old, dir)) {
-        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, old ? old : "");
+        const char *srcdir = getenv("HISTOPS_SOURCE_DIR");
+        if (!srcdir || !*srcdir)
+            srcdir = HS_SOURCE_DIR;
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/experiments/?.lua;%s", dir, dir, srcdir, old ? old : "");
         lua_setfield(L, -3, "path");
     }
     lua_pop(L, 2);
+    // the checkout (for experiments/ and the default ../shared/data); HISTOPS_SOURCE_DIR overrides
+    const char *src = getenv("HISTOPS_SOURCE_DIR");
+    lua_pushstring(L, src && *src ? src : HS_SOURCE_DIR);
+    lua_setglobal(L, "HISTOPS_SOURCE_DIR");
     lua_getglobal(L, "require");
     lua_pushliteral(L, "hs");
     lua_call(L, 1, 1);

@@ -41,12 +41,15 @@ end
 local function synthetic_dataset(cfg, run)
   local s = cfg.data.synthetic or {}
   local n, size = s.tiles or 240, s.size or 64
-  local root = ("%s/synthetic_ihc_%d_%d_%d"):format(run.cache_dir, n, size, cfg.seed)
+  local root = ("%s/synthetic_ihc_%s_%d_%d_%d"):format(run.cache_dir, cfg.task, n, size, cfg.seed)
   local seg = cfg.task == "segmentation"
   local classes = { "negative", "positive" }
   if not hs.sys.stat(root .. "/done") then
-    for _, c in ipairs(classes) do hs.sys.mkdir_p(root .. "/" .. c) end
-    hs.sys.mkdir_p(root .. "/images"); hs.sys.mkdir_p(root .. "/masks")
+    if seg then
+      hs.sys.mkdir_p(root .. "/images"); hs.sys.mkdir_p(root .. "/masks")
+    else
+      for _, c in ipairs(classes) do hs.sys.mkdir_p(root .. "/" .. c) end
+    end
     for i = 1, n do
       local positive = (i % 2 == 0)
       local rgb, labels = hs.synth.ihc { width = size, height = size, nuclei = s.nuclei or 6, seed = cfg.seed * 100003 + i,
@@ -463,7 +466,11 @@ function M.run(cfg, opts)
   local model_meta = { format = "histops-model-1", experiment = cfg.name, run = run.id, classes = classes or {},
     input = cfg.input, pipeline = pipeline, task = cfg.task, data_fingerprint = fp.all,
     architecture = cfg.architecture or "custom" }
-  M.save_model(run.dir .. "/model.safetensors", model, model_meta)
+  model_meta.experiment_source = hs.sys.read_file(cfg._path)
+  model_meta.experiment_file = cfg._path:match("([^/]+)$")
+  model_meta.overrides = opts.overrides or {}
+  model_meta.metrics = final
+  require("hs.model_io").save(run.dir .. "/model.safetensors", model, model_meta)
   local record = {
     id = run.id, experiment = cfg.name, experiment_file = cfg._path, status = "finished",
     start_time = started, end_time = now(), params = config.public(cfg), overrides = opts.overrides or {},

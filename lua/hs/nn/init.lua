@@ -263,7 +263,6 @@ function Module:train(mode)
   if mode == nil then mode = true end
   self.training = mode
   for _, c in ipairs(self._children) do self[c]:train(mode) end
-  self._eval_graphs = nil
   return self
 end
 function Module:eval() return self:train(false) end
@@ -347,7 +346,8 @@ function Module:predict(x)
   local key = table.concat(x:shape(), "x")
   local cg = self._eval_graphs[key]
   if not cg then
-    cg = nn.compile(self, { input = x:shape(), training = self.training and false or false })
+    -- inference graphs are always compiled in eval mode (running BN stats, no dropout)
+    cg = nn.compile(self, { input = x:shape(), training = false })
     self._eval_graphs[key] = cg
   end
   return cg:forward(x):clone()
