@@ -32,7 +32,7 @@ end
 
 local function listdir(dir)
   local names, err = hs.sys.listdir(dir)
-  if not names then error(("data: cannot list %s: %s"):format(dir, err), 3) end
+  if not names then error(("data: cannot list %s: %s"):format(dir, err), 0) end
   return names
 end
 local function isdir(p)
@@ -50,13 +50,13 @@ end
 function M.folder(dir, opts)
   opts = opts or {}
   dir = M.resolve(dir)
-  if not isdir(dir) then error(("data: %s is not a folder"):format(dir), 2) end
+  if not isdir(dir) then error(("data: %s is not a folder"):format(dir), 0) end
   local classes = {}
   for _, name in ipairs(listdir(dir)) do
     if isdir(join(dir, name)) and name:sub(1, 1) ~= "." then classes[#classes + 1] = name end
   end
   if opts.classes then classes = opts.classes end
-  if #classes == 0 then error(("data: %s has no class sub-folders"):format(dir), 2) end
+  if #classes == 0 then error(("data: %s has no class sub-folders"):format(dir), 0) end
   local ds = { root = dir, classes = classes, items = {} }
   local group_of = opts.group or default_group
   for ci, cname in ipairs(classes) do
@@ -68,7 +68,7 @@ function M.folder(dir, opts)
       end
     end
   end
-  if #ds.items == 0 then error(("data: no PNG or JPEG images under %s"):format(dir), 2) end
+  if #ds.items == 0 then error(("data: no PNG or JPEG images under %s"):format(dir), 0) end
   return ds
 end
 
@@ -84,7 +84,7 @@ function M.presplit(dir)
   for _, part in ipairs { "val", "test" } do
     if out[part] and table.concat(out[part].classes, ",") ~= table.concat(classes, ",") then
       error(("data: %s/%s has classes {%s}, train has {%s}"):format(dir, part, table.concat(out[part].classes, ","),
-        table.concat(classes, ",")), 2)
+        table.concat(classes, ",")), 0)
     end
   end
   return out
@@ -94,7 +94,7 @@ end
 function M.csv(path, opts)
   opts = opts or {}
   local text, err = hs.sys.read_file(path)
-  if not text then error(("data: cannot read manifest %s: %s"):format(path, err), 2) end
+  if not text then error(("data: cannot read manifest %s: %s"):format(path, err), 0) end
   local base = path:match("^(.*)/[^/]*$") or "."
   local ds = { root = base, classes = {}, items = {} }
   local cindex = {}
@@ -105,7 +105,7 @@ function M.csv(path, opts)
     for c in (line .. ","):gmatch("([^,]*),") do cols[#cols + 1] = c:match("^%s*(.-)%s*$") end
     if lineno == 1 and cols[1]:lower() == "path" then goto continue end
     if #cols < 2 or cols[1] == "" or cols[2] == "" then
-      error(("data: %s:%d: expected 'path,label[,group]', got '%s'"):format(path, lineno, line), 2)
+      error(("data: %s:%d: expected 'path,label[,group]', got '%s'"):format(path, lineno, line), 0)
     end
     if not cindex[cols[2]] then
       ds.classes[#ds.classes + 1] = cols[2]
@@ -126,7 +126,7 @@ end
 function M.pairs(dir)
   dir = M.resolve(dir)
   local idir, mdir = join(dir, "images"), join(dir, "masks")
-  if not (isdir(idir) and isdir(mdir)) then error(("data: %s needs images/ and masks/ sub-folders"):format(dir), 2) end
+  if not (isdir(idir) and isdir(mdir)) then error(("data: %s needs images/ and masks/ sub-folders"):format(dir), 0) end
   local masks = {}
   for _, f in ipairs(listdir(mdir)) do
     if is_image(f) then masks[f:match("^(.*)%.[^.]+$")] = f end
@@ -136,11 +136,11 @@ function M.pairs(dir)
     if is_image(f) then
       local stem = f:match("^(.*)%.[^.]+$")
       local m = masks[stem]
-      if not m then error(("data: image %s/%s has no mask in %s"):format(idir, f, mdir), 2) end
+      if not m then error(("data: image %s/%s has no mask in %s"):format(idir, f, mdir), 0) end
       ds.items[#ds.items + 1] = { path = join(idir, f), mask = join(mdir, m), rel = "images/" .. f, group = stem }
     end
   end
-  if #ds.items == 0 then error(("data: no image/mask pairs under %s"):format(dir), 2) end
+  if #ds.items == 0 then error(("data: no image/mask pairs under %s"):format(dir), 0) end
   return ds
 end
 

@@ -295,8 +295,33 @@ local function checkpoint(run, model, opt, epoch, best)
     skipped = run.skipped })
 end
 
+-- Recording in git (hs/runs.lua): begin when the run starts, progress after every epoch,
+-- finish with the record and artifact paths, fail with the error. Outside a repository (or
+-- with --no-git) the run folder is the only record.
+local function recorder(run, cfg, opts, started)
+  if opts.no_git then return nil end
+  local ok, runs = pcall(require, "hs.runs")
+  if not ok then return nil end
+  local rec, err = runs.begin { id = run.id, experiment = cfg.name, experiment_file = cfg._path, dir = run.dir,
+    params = config.public(cfg), overrides = opts.overrides or {}, seed = cfg.seed, start_time = started }
+  if not rec then log(run, "not recorded in git: %s", tostring(err)) end
+  return rec
+end
+
+local run_inner
 function M.run(cfg, opts)
   opts = opts or {}
+  local state = {}
+  local ok, record, run = xpcall(run_inner, debug.traceback, cfg, opts, state)
+  if not ok then
+    if state.rec then pcall(state.rec.fail, state.rec, tostring(record):match("^[^\n]*")) end
+    if state.run and state.run.logf then state.run.logf:write("failed: ", tostring(record), "\n"); state.run.logf:close() end
+    error(os.getenv("HISTOPS_TRACEBACK") and record or tostring(record):match("^[^\n]*"), 0)
+  end
+  return record, run
+end
+
+function run_inner(cfg, opts, state)
   local nn = hs.nn
   local run = { cfg = cfg, quiet = opts.quiet, tty = hs.sys.isatty(2) and not opts.quiet, history = {} }
   run.root = opts.out or "runs"
@@ -314,7 +339,9 @@ function M.run(cfg, opts)
   run.logf = io.open(run.dir .. "/log.txt", "a")
   if cfg.train.threads and cfg.train.threads > 0 then hs.sys.set_threads(cfg.train.threads) end
   local started = now()
+  state.run = run
   log(run, "run %s: experiment %s -> %s", run.id, cfg.name, run.dir)
+  state.rec = recorder(run, cfg, opts, started)
 
   -- data
   local splits = M.load_data(cfg, run)
@@ -416,6 +443,7 @@ function M.run(cfg, opts)
       M.save_model(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
     end
     checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor })
+    if state.rec then pcall(state.rec.progress, state.rec, run.history) end
     if max_steps > 0 and total_steps >= max_steps then break end
     if patience and patience > 0 and epoch - best_epoch >= patience then
       log(run, "early stopping: no %s improvement for %d epochs", monitor, patience)
@@ -494,6 +522,12 @@ function M.run(cfg, opts)
   else
     log(run, "test: accuracy %.4f [%.4f, %.4f]  macro-F1 %.4f  balanced accuracy %.4f on %d items", final.accuracy,
       final.accuracy_ci.lo, final.accuracy_ci.hi, final.macro_f1, final.balanced_accuracy, ctest.n)
+  end
+  if state.rec then
+    local ok, err = pcall(state.rec.finish, state.rec, record, {
+      ["model.safetensors"] = run.dir .. "/model.safetensors", ["report.html"] = run.dir .. "/report.html",
+      ["split.csv"] = run.dir .. "/split.csv" })
+    if not ok then log(run, "recording in git failed: %s", tostring(err)) end
   end
   log(run, "run folder: %s", run.dir)
   if run.logf then run.logf:close() end
