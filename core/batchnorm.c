@@ -81,15 +81,25 @@ typedef struct {
     float momentum, eps;
     float *dx, *dgamma, *dbeta;
     const float *dout, *smean, *srstd;
+    int relu;              // fused ReLU: forward clamps, backward masks dout by y > 0
+    const float *y;        // backward with relu: the forward's output
+    int assign;            // backward: dx = ... instead of dx += ...
 } bn_job;
 
-// out plane = x * alpha + shift for every n of channel c.
+// out plane = x * alpha + shift (then max(0, .) when fused with ReLU) for every n of channel c.
 static void affine(const bn_job *j, int64_t c, float alpha, float shift) {
     for (int64_t n = 0; n < j->N; n++) {
         const float *xp = j->x + (n * j->C + c) * j->HW;
         float *o = j->out + (n * j->C + c) * j->HW;
-        for (int64_t k = 0; k < j->HW; k++)
-            o[k] = xp[k] * alpha + shift;
+        if (j->relu) {
+            for (int64_t k = 0; k < j->HW; k++) {
+                float v = xp[k] * alpha + shift;
+                o[k] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (int64_t k = 0; k < j->HW; k++)
+                o[k] = xp[k] * alpha + shift;
+        }
     }
 }
 
@@ -131,9 +141,9 @@ static int64_t grain(int64_t per_channel) {
     return g < 1 ? 1 : g;
 }
 
-hs_status hs_batchnorm2d_forward_train(float *out, float *save_mean, float *save_rstd, float *running_mean,
-                                       float *running_var, const float *x, const float *gamma, const float *beta,
-                                       const int64_t xs[4], float momentum, float eps) {
+static hs_status forward_train(float *out, float *save_mean, float *save_rstd, float *running_mean, float *running_var,
+                               const float *x, const float *gamma, const float *beta, const int64_t xs[4],
+                               float momentum, float eps, int relu) {
     HS_TRY(check("batchnorm2d", xs, 1));
     if (!out || !x || !save_mean || !save_rstd)
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d: NULL out, x, save_mean or save_rstd");
@@ -141,9 +151,21 @@ hs_status hs_batchnorm2d_forward_train(float *out, float *save_mean, float *save
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d: momentum %g must be in [0,1] and eps %g >= 0", (double)momentum,
                        (double)eps);
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], out, save_mean, save_rstd, running_mean, running_var, x, gamma, beta,
-                NULL, NULL, momentum, eps, NULL, NULL, NULL, NULL, NULL, NULL};
+                NULL, NULL, momentum, eps, NULL, NULL, NULL, NULL, NULL, NULL, relu, NULL, 0};
     hs_parallel_for(xs[1], grain(xs[0] * xs[2] * xs[3]), train_fwd_task, &j);
     return HS_OK;
+}
+
+hs_status hs_batchnorm2d_forward_train(float *out, float *save_mean, float *save_rstd, float *running_mean,
+                                       float *running_var, const float *x, const float *gamma, const float *beta,
+                                       const int64_t xs[4], float momentum, float eps) {
+    return forward_train(out, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, xs, momentum, eps, 0);
+}
+
+hs_status hs_batchnorm2d_relu_forward_train(float *out, float *save_mean, float *save_rstd, float *running_mean,
+                                            float *running_var, const float *x, const float *gamma, const float *beta,
+                                            const int64_t xs[4], float momentum, float eps) {
+    return forward_train(out, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, xs, momentum, eps, 1);
 }
 
 static void eval_fwd_task(void *ctx, int64_t b, int64_t e) {
@@ -155,18 +177,73 @@ static void eval_fwd_task(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-hs_status hs_batchnorm2d_forward_eval(float *out, const float *x, const float *gamma, const float *beta,
-                                      const float *running_mean, const float *running_var, const int64_t xs[4],
-                                      float eps) {
+static hs_status forward_eval(float *out, const float *x, const float *gamma, const float *beta,
+                              const float *running_mean, const float *running_var, const int64_t xs[4], float eps,
+                              int relu) {
     HS_TRY(check("batchnorm2d_eval", xs, 0));
     if (!out || !x || !running_mean || !running_var)
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_eval: NULL out, x, running_mean or running_var");
     if (!(eps >= 0.0f))
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_eval: eps %g must be >= 0", (double)eps);
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], out, NULL, NULL, NULL, NULL, x, gamma, beta,
-                running_mean, running_var, 0.0f, eps, NULL, NULL, NULL, NULL, NULL, NULL};
+                running_mean, running_var, 0.0f, eps, NULL, NULL, NULL, NULL, NULL, NULL, relu, NULL, 0};
     hs_parallel_for(xs[1], grain(xs[0] * xs[2] * xs[3]), eval_fwd_task, &j);
     return HS_OK;
+}
+
+hs_status hs_batchnorm2d_forward_eval(float *out, const float *x, const float *gamma, const float *beta,
+                                      const float *running_mean, const float *running_var, const int64_t xs[4],
+                                      float eps) {
+    return forward_eval(out, x, gamma, beta, running_mean, running_var, xs, eps, 0);
+}
+
+hs_status hs_batchnorm2d_relu_forward_eval(float *out, const float *x, const float *gamma, const float *beta,
+                                           const float *running_mean, const float *running_var, const int64_t xs[4],
+                                           float eps) {
+    return forward_eval(out, x, gamma, beta, running_mean, running_var, xs, eps, 1);
+}
+
+// sums over one plane of d = dout * (y > 0) (the ReLU mask; y NULL: no mask): sum d, sum (x - m) d.
+// dm (may be NULL) receives the masked d, so that a later pass reads it back from cache.
+static void plane_sums_masked(const float *d, const float *y, const float *xp, int64_t n, float m, double *sdy,
+                              double *sdyx, float *dm) {
+    if (!y) {
+        *sdy += sum_f(d, n);
+        *sdyx += sum_devdot(xp, d, n, m);
+        return;
+    }
+    float a1[LANES] = {0}, a2[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        float dv[LANES], yv[LANES];   // loaded unconditionally: the mask is a select, not a branch
+        for (int k = 0; k < LANES; k++) {
+            dv[k] = d[i + k];
+            yv[k] = y[i + k];
+        }
+        for (int k = 0; k < LANES; k++)
+            dv[k] = yv[k] > 0.0f ? dv[k] : 0.0f;
+        if (dm)
+            for (int k = 0; k < LANES; k++)
+                dm[i + k] = dv[k];
+        for (int k = 0; k < LANES; k++) {
+            a1[k] += dv[k];
+            a2[k] += (xp[i + k] - m) * dv[k];
+        }
+    }
+    double s1 = 0, s2 = 0;
+    for (int k = 0; k < LANES; k++) {
+        s1 += (double)a1[k];
+        s2 += (double)a2[k];
+    }
+    for (; i < n; i++) {
+        double dv = y[i] > 0.0f ? (double)d[i] : 0.0;
+        if (dm)
+            dm[i] = (float)dv;
+        s1 += dv;
+        s2 += ((double)xp[i] - (double)m) * dv;
+    }
+    *sdy += s1;
+    *sdyx += s2;
 }
 
 // Backward for one channel given mean and rstd; `train` adds the terms through the batch stats.
@@ -174,9 +251,10 @@ static void backward_channel(const bn_job *j, int64_t c, float mean, float rstd,
     int64_t M = j->N * j->HW;
     double sdy = 0, sdyx = 0;
     for (int64_t n = 0; n < j->N; n++) {
-        const float *d = j->dout + (n * j->C + c) * j->HW, *xp = j->x + (n * j->C + c) * j->HW;
-        sdy += sum_f(d, j->HW);
-        sdyx += sum_devdot(xp, d, j->HW, mean);
+        int64_t off = (n * j->C + c) * j->HW;
+        // fused ReLU with dx assigned: the masked dout goes to dx now and is read back below
+        plane_sums_masked(j->dout + off, j->relu ? j->y + off : NULL, j->x + off, j->HW, mean, &sdy, &sdyx,
+                          j->relu && j->assign && j->dx ? j->dx + off : NULL);
     }
     if (j->dgamma)
         j->dgamma[c] += (float)(sdyx * (double)rstd);
@@ -193,10 +271,25 @@ static void backward_channel(const bn_job *j, int64_t c, float mean, float rstd,
     }
     float af = (float)a, bf = (float)bb, kf = (float)k;
     for (int64_t n = 0; n < j->N; n++) {
-        const float *d = j->dout + (n * j->C + c) * j->HW, *xp = j->x + (n * j->C + c) * j->HW;
-        float *o = j->dx + (n * j->C + c) * j->HW;
-        for (int64_t i = 0; i < j->HW; i++)
-            o[i] += af * d[i] + bf * (xp[i] - mean) + kf;
+        int64_t off = (n * j->C + c) * j->HW;
+        const float *d = j->dout + off, *xp = j->x + off, *y = j->relu ? j->y + off : NULL;
+        float *o = j->dx + off;
+        if (y && j->assign) {   // o holds the masked dout already
+            for (int64_t i = 0; i < j->HW; i++)
+                o[i] = af * o[i] + bf * (xp[i] - mean) + kf;
+        } else if (y) {
+            for (int64_t i = 0; i < j->HW; i++) {
+                float dv = d[i], yv = y[i];
+                dv = yv > 0.0f ? dv : 0.0f;
+                o[i] += af * dv + bf * (xp[i] - mean) + kf;
+            }
+        } else if (j->assign) {
+            for (int64_t i = 0; i < j->HW; i++)
+                o[i] = af * d[i] + bf * (xp[i] - mean) + kf;
+        } else {
+            for (int64_t i = 0; i < j->HW; i++)
+                o[i] += af * d[i] + bf * (xp[i] - mean) + kf;
+        }
     }
 }
 
@@ -215,12 +308,18 @@ static void eval_bwd_task(void *ctx, int64_t b, int64_t e) {
 hs_status hs_batchnorm2d_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
                                         const float *gamma, const float *save_mean, const float *save_rstd,
                                         const int64_t xs[4]) {
+    return hs_batchnorm2d_relu_backward_train(dx, dgamma, dbeta, dout, NULL, x, gamma, save_mean, save_rstd, xs, 0);
+}
+
+hs_status hs_batchnorm2d_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *out,
+                                             const float *x, const float *gamma, const float *save_mean,
+                                             const float *save_rstd, const int64_t xs[4], int assign_dx) {
     HS_TRY(check("batchnorm2d_backward", xs, 1));
     if (!dout || !x || !save_mean || !save_rstd)
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_backward: NULL dout, x, save_mean or save_rstd");
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], NULL, NULL, NULL, NULL, NULL, x, gamma, NULL, NULL, NULL, 0.0f, 0.0f,
-                dx, dgamma, dbeta, dout, save_mean, save_rstd};
-    hs_parallel_for(xs[1], grain(2 * xs[0] * xs[2] * xs[3]), train_bwd_task, &j);
+                dx, dgamma, dbeta, dout, save_mean, save_rstd, out != NULL, out, assign_dx != 0};
+    hs_parallel_for(xs[1], grain(3 * xs[0] * xs[2] * xs[3]), train_bwd_task, &j);
     return HS_OK;
 }
 
@@ -231,7 +330,7 @@ hs_status hs_batchnorm2d_backward_eval(float *dx, float *dgamma, float *dbeta, c
     if (!dout || !x || !running_mean || !running_var)
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_eval_backward: NULL dout, x, running_mean or running_var");
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], NULL, NULL, NULL, NULL, NULL, x, gamma, NULL, running_mean, running_var,
-                0.0f, eps, dx, dgamma, dbeta, dout, NULL, NULL};
+                0.0f, eps, dx, dgamma, dbeta, dout, NULL, NULL, 0, NULL, 0};
     hs_parallel_for(xs[1], grain(2 * xs[0] * xs[2] * xs[3]), eval_bwd_task, &j);
     return HS_OK;
 }

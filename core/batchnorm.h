@@ -36,6 +36,22 @@ hs_status hs_batchnorm2d_backward_eval(float *dx, float *dgamma, float *dbeta, c
                                        const float *gamma, const float *running_mean, const float *running_var,
                                        const int64_t xs[4], float eps);   // +=
 
+// Fused batchnorm2d + ReLU, what every conv-BN-ReLU block runs: out = max(0, batchnorm(x)), with
+// the same arguments, statistics and running-stat updates as the unfused forwards above.
+hs_status hs_batchnorm2d_relu_forward_train(float *out, float *save_mean, float *save_rstd, float *running_mean,
+                                            float *running_var, const float *x, const float *gamma, const float *beta,
+                                            const int64_t xs[4], float momentum, float eps);
+hs_status hs_batchnorm2d_relu_forward_eval(float *out, const float *x, const float *gamma, const float *beta,
+                                           const float *running_mean, const float *running_var, const int64_t xs[4],
+                                           float eps);
+// Training backward of out = max(0, batchnorm(x)): dout (N,C,H,W) is the gradient of out and
+// `out` the forward's output, whose sign is the ReLU mask (out NULL: no ReLU, plain batchnorm).
+// dgamma, dbeta add (+=); dx is assigned (=) when assign_dx is nonzero (saves the caller's zero
+// fill when nothing else contributes to dx), else added (+=).
+hs_status hs_batchnorm2d_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *out,
+                                             const float *x, const float *gamma, const float *save_mean,
+                                             const float *save_rstd, const int64_t xs[4], int assign_dx);
+
 // Plain-loop references of the training pass (single thread, straightforward formulas): the
 // tests' oracle. Same arguments and semantics as the fast versions above.
 hs_status hs_batchnorm2d_forward_train_ref(float *out, float *save_mean, float *save_rstd, float *running_mean,

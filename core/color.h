@@ -49,14 +49,19 @@ hs_status hs_color_from_chw(hs_tensor *out, const hs_tensor *chw, float scale);
 // ---- building block shared with stain.c: a 3-channel per-pixel map ----
 // fn maps n pixels of 3 interleaved floats (src, already through `pre`) to dst (3 per pixel).
 typedef void (*hs_color_pixel_fn)(float *dst, const float *src, int64_t n, const void *aux);
+// pre maps a block of n floats in place (vectorisable, unlike a per-element callback).
+typedef void (*hs_color_block_fn)(float *v, int64_t n);
 typedef struct {
     const char *op;          // name used in error messages
     const float *lut_u8;     // 256 entries: pre(v/255) for U8 input; NULL: v/255
-    float (*pre)(float);     // applied to non-U8 input after scaling; NULL: identity
+    hs_color_block_fn pre;   // applied to non-U8 input after scaling; NULL: identity
     hs_color_pixel_fn fn;
     const void *aux;         // passed to fn
 } hs_color_map;
 // in: float input (H,W,3); out: F32 (H,W,3); out may be the same tensor as in (F32).
 hs_status hs_color_map_pixels(hs_tensor *out, const hs_tensor *in, const hs_color_map *m);
+// v[i] = log(max(v[i], lo)) * scale for n floats (lo > 0), to ~2 ulp of logf; +inf stays +inf.
+// Vectorisable (a polynomial on the mantissa), for the per-pixel logs of stain deconvolution.
+void hs_color_log_block(float *v, int64_t n, float lo, float scale);
 
 #endif

@@ -45,6 +45,8 @@ typedef struct {
     int depthwise;
     int tiled;    // conv forward on large images: tiles of rb output rows, see tile_fwd_lane
     int64_t rb, nblk;
+    int imgblk;   // conv on small images: lanes take blocks of tb whole images, see blk_fwd_lane
+    int64_t tb, nitems;
 } geom;
 
 static int64_t ceil_div(int64_t a, int64_t b) {  // b > 0, a any sign
@@ -159,6 +161,7 @@ typedef struct {
     int64_t plane;          // floats of one image plane
     const float *bias;      // scatter: per-channel bias or NULL
     int add;                // scatter: += instead of =
+    int zero;               // col2im: clear the plane first (dx assigned, not added)
 } plane_job;
 
 static void im2col_task(void *ctx, int64_t b, int64_t e) {
@@ -175,8 +178,10 @@ static void col2im_task(void *ctx, int64_t b, int64_t e) {
     int64_t kk = j->g->im.KH * j->g->im.KW;
     for (int64_t i = b; i < e; i++) {
         int64_t t = i / j->nch, c = i % j->nch;
-        col2im_plane(j->img_w + t * j->img_stride + c * j->plane, j->col + c * kk * j->ldc + t * j->P, j->ldc,
-                     &j->g->im);
+        float *img = j->img_w + t * j->img_stride + c * j->plane;
+        if (j->zero)
+            memset(img, 0, (size_t)j->plane * sizeof *img);
+        col2im_plane(img, j->col + c * kk * j->ldc + t * j->P, j->ldc, &j->g->im);
     }
 }
 
@@ -304,6 +309,13 @@ static hs_status check_conv(geom *g, const char *op, const int64_t xs[4], const 
     g->rb = TILE_FLOATS / g->K / g->Wo;
     g->rb = g->rb < 1 ? 1 : g->rb > g->Ho ? g->Ho : g->rb;
     g->nblk = (g->Ho + g->rb - 1) / g->rb;
+    // Small images: blocks of tb images whose columns (K, tb*P) fill about one tile; used when
+    // there are enough blocks to keep every lane busy (else one wide multi-threaded GEMM is better).
+    int64_t target = TILE_FLOATS / g->K;
+    g->tb = (target + g->P - 1) / g->P;
+    g->tb = g->tb < 1 ? 1 : g->tb > g->N ? g->N : g->tb;
+    g->nitems = (g->N + g->tb - 1) / g->tb;
+    g->imgblk = !g->depthwise && !g->tiled && g->nitems >= LANES;
     if (g->P > INT_MAX / BLOCK_MAX_IMAGES || g->K > INT_MAX || g->Cout > INT_MAX || g->H * g->W > INT_MAX)
         return HS_FAIL(HS_ERR_SHAPE, "%s: x %s with weight %s is too large", op, a, b);
     return HS_OK;
@@ -321,12 +333,21 @@ hs_status hs_conv2d_out_shape(int64_t out[4], const int64_t x[4], const int64_t 
     return HS_OK;
 }
 
+// Per-lane scratch of the image-block mode: columns (K, tb*P), a (Coutg, tb*P) GEMM result or
+// gathered dout, and a (Cout, K) dW partial.
+static size_t blk_lane_floats(const geom *g) {
+    size_t ld = (size_t)(g->tb * g->P);
+    return (size_t)g->K * ld + (size_t)g->Coutg * ld + (size_t)g->Cout * (size_t)g->K;
+}
+
 static size_t conv_ws(const geom *g) {
     if (g->depthwise)
         return 0;
     size_t cols = g->tiled ? 0 : (size_t)g->K * (size_t)(g->T * g->P);
     size_t tmp = g->T > 1 ? (size_t)g->Coutg * (size_t)(g->T * g->P) : 0;
     size_t tiles = g->tiled ? (size_t)LANES * ((size_t)g->K * (size_t)(g->rb * g->Wo) + (size_t)g->Cout * (size_t)g->K) : 0;
+    if (g->imgblk)
+        tiles = (size_t)LANES * blk_lane_floats(g);
     return cols + tmp > tiles ? cols + tmp : tiles;
 }
 
@@ -353,6 +374,7 @@ typedef struct {
     float *out;
     const float *x, *w, *bias, *dout;
     float *dx, *dw;
+    int assign;
 } dw_job;
 
 static void dw_forward_task(void *ctx, int64_t b, int64_t e) {
@@ -400,6 +422,8 @@ static void dw_backward_dx_task(void *ctx, int64_t b, int64_t e) {
         const float *d = j->dout + i * g->P;
         float *dxp = j->dx + i * g->H * g->W;
         const float *wc = j->w + c * g->KH * g->KW;
+        if (j->assign)
+            memset(dxp, 0, (size_t)(g->H * g->W) * sizeof *dxp);
         for (int64_t kh = 0; kh < g->KH; kh++) {
             for (int64_t kw = 0; kw < g->KW; kw++) {
                 float wv = wc[kh * g->KW + kw];
@@ -510,6 +534,7 @@ typedef struct {
     float *dx;
     const float *dout, *x, *w;
     float *ws;
+    int assign;
 } tile_bwd_job;
 
 static void tile_bwd_lane(void *ctx, int64_t b, int64_t e) {
@@ -522,6 +547,8 @@ static void tile_bwd_lane(void *ctx, int64_t b, int64_t e) {
         float *dwl = col + g->K * g->rb * g->Wo;   // (Cout, K)
         memset(dwl, 0, (size_t)(g->Cout * g->K) * sizeof(float));
         for (int64_t n = lane; n < g->N; n += LANES) {
+            if (j->dx && j->assign)
+                memset(j->dx + n * g->C * HW, 0, (size_t)(g->C * HW) * sizeof(float));
             for (int64_t blk = 0; blk < g->nblk; blk++) {
                 int64_t oh0 = blk * g->rb, oh1 = oh0 + g->rb < g->Ho ? oh0 + g->rb : g->Ho, np = (oh1 - oh0) * g->Wo;
                 for (int64_t gi = 0; gi < g->G; gi++) {
@@ -557,6 +584,99 @@ static void tile_bwd_lane(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+// ---- conv2d: image-block lanes ----
+// Small images: item i = images [i*tb, i*tb + tb) and LANES fixed lanes take the items round-robin
+// (lane l: items l, l+LANES, ...), each doing im2col, a single-threaded GEMM and the scatter in its
+// own scratch, so no step waits for another and the columns stay in cache. Items write disjoint
+// outputs; the backward sums dW per lane and adds the lane partials in lane order, so the results
+// do not depend on the thread count.
+
+static void blk_fwd_lane(void *ctx, int64_t b, int64_t e) {
+    const tile_job *j = ctx;
+    const geom *g = j->g;
+    int64_t HW = g->H * g->W, KK = g->KH * g->KW, P = g->P;
+    for (int64_t lane = b; lane < e; lane++) {
+        float *col = j->ws + (size_t)lane * blk_lane_floats(g);
+        float *tmp = col + g->K * g->tb * P;
+        for (int64_t item = lane; item < g->nitems; item += LANES) {
+            int64_t n0 = item * g->tb, nb = g->N - n0 < g->tb ? g->N - n0 : g->tb, ld = nb * P;
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                for (int64_t t = 0; t < nb; t++)
+                    for (int64_t c = 0; c < g->Cg; c++) {
+                        const float *img = j->x + ((n0 + t) * g->C + gi * g->Cg + c) * HW;
+                        if (g->direct)
+                            memcpy(col + c * ld + t * P, img, (size_t)P * sizeof(float));
+                        else
+                            im2col_plane(col + c * KK * ld + t * P, ld, img, &g->im);
+                    }
+                hs_sgemm(0, 0, (int)g->Coutg, (int)ld, (int)g->K, 1.0f, j->w + gi * g->Coutg * g->K, (int)g->K, col,
+                         (int)ld, 0.0f, tmp, (int)ld);
+                for (int64_t t = 0; t < nb; t++)
+                    for (int64_t co = 0; co < g->Coutg; co++) {
+                        const float *src = tmp + co * ld + t * P;
+                        float *dst = j->out + ((n0 + t) * g->Cout + gi * g->Coutg + co) * P;
+                        float bv = j->bias ? j->bias[gi * g->Coutg + co] : 0.0f;
+                        for (int64_t k = 0; k < P; k++)
+                            dst[k] = src[k] + bv;
+                    }
+            }
+        }
+    }
+}
+
+static void blk_bwd_lane(void *ctx, int64_t b, int64_t e) {
+    const tile_bwd_job *j = ctx;
+    const geom *g = j->g;
+    int64_t HW = g->H * g->W, KK = g->KH * g->KW, P = g->P;
+    for (int64_t lane = b; lane < e; lane++) {
+        float *col = j->ws + (size_t)lane * blk_lane_floats(g);
+        float *dd = col + g->K * g->tb * P;             // (Coutg, ld) gathered dout
+        float *dwl = dd + g->Coutg * g->tb * P;         // (Cout, K)
+        memset(dwl, 0, (size_t)(g->Cout * g->K) * sizeof(float));
+        for (int64_t item = lane; item < g->nitems; item += LANES) {
+            int64_t n0 = item * g->tb, nb = g->N - n0 < g->tb ? g->N - n0 : g->tb, ld = nb * P;
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                for (int64_t t = 0; t < nb; t++) {
+                    for (int64_t c = 0; c < g->Cg; c++) {
+                        const float *img = j->x + ((n0 + t) * g->C + gi * g->Cg + c) * HW;
+                        if (g->direct)
+                            memcpy(col + c * ld + t * P, img, (size_t)P * sizeof(float));
+                        else
+                            im2col_plane(col + c * KK * ld + t * P, ld, img, &g->im);
+                    }
+                    for (int64_t co = 0; co < g->Coutg; co++)
+                        memcpy(dd + co * ld + t * P, j->dout + ((n0 + t) * g->Cout + gi * g->Coutg + co) * P,
+                               (size_t)P * sizeof(float));
+                }
+                // dW_g (Coutg, K) += dout_g (Coutg, ld) cols^T
+                hs_sgemm(0, 1, (int)g->Coutg, (int)g->K, (int)ld, 1.0f, dd, (int)ld, col, (int)ld, 1.0f,
+                         dwl + gi * g->Coutg * g->K, (int)g->K);
+                if (!j->dx)
+                    continue;
+                // cols (K, ld) = W_g^T dout_g, folded back into the dx planes
+                hs_sgemm(1, 0, (int)g->K, (int)ld, (int)g->Coutg, 1.0f, j->w + gi * g->Coutg * g->K, (int)g->K, dd,
+                         (int)ld, 0.0f, col, (int)ld);
+                for (int64_t t = 0; t < nb; t++)
+                    for (int64_t c = 0; c < g->Cg; c++) {
+                        float *img = j->dx + ((n0 + t) * g->C + gi * g->Cg + c) * HW;
+                        const float *src = col + c * KK * ld + t * P;
+                        if (g->direct) {
+                            if (j->assign)
+                                memcpy(img, src, (size_t)P * sizeof(float));
+                            else
+                                for (int64_t k = 0; k < P; k++)
+                                    img[k] += src[k];
+                            continue;
+                        }
+                        if (j->assign)
+                            memset(img, 0, (size_t)HW * sizeof(float));
+                        col2im_plane(img, src, ld, &g->im);
+                    }
+            }
+        }
+    }
+}
+
 // ---- conv2d: forward / backward ----
 
 hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
@@ -568,17 +688,17 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
     HS_TRY(check_ws("conv2d", &g, conv_ws(&g), ws));
     int64_t HW = g.H * g.W, P = g.P, KK = g.KH * g.KW;
     if (g.depthwise) {
-        dw_job j = {&g, out, x, w, bias, NULL, NULL, NULL};
+        dw_job j = {&g, out, x, w, bias, NULL, NULL, NULL, 0};
         hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_forward_task, &j);
         return HS_OK;
     }
-    if (g.tiled) {
+    if (g.tiled || g.imgblk) {
         // the lanes call BLAS concurrently: one BLAS thread each (results do not depend on it)
         int bt = hs_blas_get_threads();
         if (hs_get_num_threads() > 1)
             hs_blas_set_threads(1);
         tile_job j = {&g, out, x, w, bias, ws};
-        hs_parallel_for(LANES, 1, tile_fwd_lane, &j);
+        hs_parallel_for(LANES, 1, g.tiled ? tile_fwd_lane : blk_fwd_lane, &j);
         hs_blas_set_threads(bt);
         return HS_OK;
     }
@@ -591,7 +711,7 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
             if (g.direct && tb == 1) {
                 B = x + (n0 * g.C + gi * g.Cg) * HW;
             } else {
-                plane_job j = {&g, col, ld, g.Cg, P, x + (n0 * g.C + gi * g.Cg) * HW, NULL, g.C * HW, HW, NULL, 0};
+                plane_job j = {&g, col, ld, g.Cg, P, x + (n0 * g.C + gi * g.Cg) * HW, NULL, g.C * HW, HW, NULL, 0, 0};
                 hs_parallel_for(tb * g.Cg, grain_for(KK * P), im2col_task, &j);
             }
             const float *bg = bias ? bias + gi * g.Coutg : NULL;
@@ -602,7 +722,7 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
                 hs_sgemm(0, 0, (int)g.Coutg, (int)P, (int)g.K, 1.0f, wg, (int)g.K, B, (int)P, bg ? 1.0f : 0.0f, o, (int)P);
             } else {
                 hs_sgemm(0, 0, (int)g.Coutg, (int)ld, (int)g.K, 1.0f, wg, (int)g.K, B, (int)ld, 0.0f, tmp, (int)ld);
-                plane_job j = {&g, tmp, ld, g.Coutg, P, NULL, out + (n0 * g.Cout + gi * g.Coutg) * P, g.Cout * P, P, bg, 0};
+                plane_job j = {&g, tmp, ld, g.Coutg, P, NULL, out + (n0 * g.Cout + gi * g.Coutg) * P, g.Cout * P, P, bg, 0, 0};
                 hs_parallel_for(tb * g.Coutg, grain_for(P), scatter_task, &j);
             }
         }
@@ -612,6 +732,12 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
 
 hs_status hs_conv2d_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x, const float *w,
                              const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p, float *ws) {
+    return hs_conv2d_backward_assign(dx, dw, dbias, dout, x, w, xs, ws_, p, ws, 0);
+}
+
+hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                    const float *w, const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p,
+                                    float *ws, int assign_dx) {
     geom g = {0};
     HS_TRY(check_conv(&g, "conv2d_backward", xs, ws_, p));
     if (!dw || !dout || !x || !w)
@@ -621,22 +747,24 @@ hs_status hs_conv2d_backward(float *dx, float *dw, float *dbias, const float *do
     if (dbias)
         channel_sums(dbias, dout, g.N, g.Cout, P);
     if (g.depthwise) {
-        dw_job j = {&g, NULL, x, w, NULL, dout, dx, dw};
+        dw_job j = {&g, NULL, x, w, NULL, dout, dx, dw, assign_dx != 0};
         if (dx)
             hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_backward_dx_task, &j);
         hs_parallel_for(g.C, 1, dw_backward_dw_task, &j);
         return HS_OK;
     }
-    if (g.tiled) {
+    if (g.tiled || g.imgblk) {
         int bt = hs_blas_get_threads();
         if (hs_get_num_threads() > 1)
             hs_blas_set_threads(1);
-        tile_bwd_job j = {&g, dx, dout, x, w, ws};
-        hs_parallel_for(LANES, 1, tile_bwd_lane, &j);
+        tile_bwd_job j = {&g, dx, dout, x, w, ws, assign_dx != 0};
+        hs_parallel_for(LANES, 1, g.tiled ? tile_bwd_lane : blk_bwd_lane, &j);
         hs_blas_set_threads(bt);
-        size_t lane_floats = (size_t)g.K * (size_t)(g.rb * g.Wo) + (size_t)g.Cout * (size_t)g.K;
+        size_t lane_floats = g.tiled ? (size_t)g.K * (size_t)(g.rb * g.Wo) + (size_t)g.Cout * (size_t)g.K
+                                     : blk_lane_floats(&g);
+        size_t dw_off = g.tiled ? (size_t)(g.K * g.rb * g.Wo) : (size_t)((g.K + g.Coutg) * g.tb * g.P);
         for (int64_t l = 0; l < LANES; l++) {   // fixed order: deterministic
-            const float *dwl = ws + (size_t)l * lane_floats + g.K * g.rb * g.Wo;
+            const float *dwl = ws + (size_t)l * lane_floats + dw_off;
             for (int64_t i = 0; i < g.Cout * g.K; i++)
                 dw[i] += dwl[i];
         }
@@ -652,12 +780,12 @@ hs_status hs_conv2d_backward(float *dx, float *dw, float *dbias, const float *do
             if (g.direct && tb == 1) {
                 B = xg;
             } else {
-                plane_job j = {&g, col, ld, g.Cg, P, xg, NULL, g.C * HW, HW, NULL, 0};
+                plane_job j = {&g, col, ld, g.Cg, P, xg, NULL, g.C * HW, HW, NULL, 0, 0};
                 hs_parallel_for(tb * g.Cg, grain_for(KK * P), im2col_task, &j);
             }
             const float *D = dout + (n0 * g.Cout + gi * g.Coutg) * P;
             if (tb > 1) {
-                plane_job j = {&g, tmp, ld, g.Coutg, P, D, NULL, g.Cout * P, P, NULL, 0};
+                plane_job j = {&g, tmp, ld, g.Coutg, P, D, NULL, g.Cout * P, P, NULL, 0, 0};
                 hs_parallel_for(tb * g.Coutg, grain_for(P), gather_task, &j);
                 D = tmp;
             }
@@ -668,10 +796,11 @@ hs_status hs_conv2d_backward(float *dx, float *dw, float *dbias, const float *do
                 continue;
             float *dxg = dx + (n0 * g.C + gi * g.Cg) * HW;
             if (g.direct && tb == 1) {
-                hs_sgemm(1, 0, (int)g.Cg, (int)P, (int)g.Coutg, 1.0f, wg, (int)g.K, D, (int)P, 1.0f, dxg, (int)P);
+                hs_sgemm(1, 0, (int)g.Cg, (int)P, (int)g.Coutg, 1.0f, wg, (int)g.K, D, (int)P, assign_dx ? 0.0f : 1.0f,
+                         dxg, (int)P);
             } else {
                 hs_sgemm(1, 0, (int)g.K, (int)ld, (int)g.Coutg, 1.0f, wg, (int)g.K, D, (int)ld, 0.0f, col, (int)ld);
-                plane_job j = {&g, col, ld, g.Cg, P, NULL, dxg, g.C * HW, HW, NULL, 0};
+                plane_job j = {&g, col, ld, g.Cg, P, NULL, dxg, g.C * HW, HW, NULL, 0, assign_dx != 0};
                 hs_parallel_for(tb * g.Cg, grain_for(KK * P), col2im_task, &j);
             }
         }
@@ -865,13 +994,13 @@ hs_status hs_conv_transpose2d_forward(float *out, const float *x, const float *w
             const float *wg = w + gi * g.Cg * g.K;   // (Cg, K)
             const float *X = x + (n0 * g.C + gi * g.Cg) * P;
             if (tb > 1) {
-                plane_job j = {&g, tmp, ld, g.Cg, P, X, NULL, g.C * P, P, NULL, 0};
+                plane_job j = {&g, tmp, ld, g.Cg, P, X, NULL, g.C * P, P, NULL, 0, 0};
                 hs_parallel_for(tb * g.Cg, grain_for(P), gather_task, &j);
                 X = tmp;
             }
             // cols (K, tb*P) = w_g^T x_g
             hs_sgemm(1, 0, (int)g.K, (int)ld, (int)g.Cg, 1.0f, wg, (int)g.K, X, (int)ld, 0.0f, col, (int)ld);
-            plane_job j = {&g, col, ld, g.Coutg, P, NULL, out + (n0 * g.Cout + gi * g.Coutg) * OP, g.Cout * OP, OP, NULL, 0};
+            plane_job j = {&g, col, ld, g.Coutg, P, NULL, out + (n0 * g.Cout + gi * g.Coutg) * OP, g.Cout * OP, OP, NULL, 0, 0};
             hs_parallel_for(tb * g.Coutg, grain_for(KK * P), col2im_task, &j);
         }
     }
@@ -881,6 +1010,12 @@ hs_status hs_conv_transpose2d_forward(float *out, const float *x, const float *w
 hs_status hs_conv_transpose2d_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x,
                                        const float *w, const int64_t xs[4], const int64_t ws_[4],
                                        hs_convt2d_params p, float *ws) {
+    return hs_conv_transpose2d_backward_assign(dx, dw, dbias, dout, x, w, xs, ws_, p, ws, 0);
+}
+
+hs_status hs_conv_transpose2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                              const float *w, const int64_t xs[4], const int64_t ws_[4],
+                                              hs_convt2d_params p, float *ws, int assign_dx) {
     geom g = {0};
     HS_TRY(check_convt(&g, "conv_transpose2d_backward", xs, ws_, p));
     if (!dw || !dout || !x || !w)
@@ -895,11 +1030,11 @@ hs_status hs_conv_transpose2d_backward(float *dx, float *dw, float *dbias, const
         for (int64_t gi = 0; gi < g.G; gi++) {
             const float *wg = w + gi * g.Cg * g.K;
             plane_job jc = {&g, col, ld, g.Coutg, P, dout + (n0 * g.Cout + gi * g.Coutg) * OP, NULL, g.Cout * OP, OP,
-                            NULL, 0};
+                            NULL, 0, 0};
             hs_parallel_for(tb * g.Coutg, grain_for(KK * P), im2col_task, &jc);
             const float *X = x + (n0 * g.C + gi * g.Cg) * P;
             if (tb > 1) {
-                plane_job j = {&g, tmp, ld, g.Cg, P, X, NULL, g.C * P, P, NULL, 0};
+                plane_job j = {&g, tmp, ld, g.Cg, P, X, NULL, g.C * P, P, NULL, 0, 0};
                 hs_parallel_for(tb * g.Cg, grain_for(P), gather_task, &j);
                 X = tmp;
             }
@@ -910,10 +1045,11 @@ hs_status hs_conv_transpose2d_backward(float *dx, float *dw, float *dbias, const
                 continue;
             float *dxg = dx + (n0 * g.C + gi * g.Cg) * P;
             if (tb == 1) {
-                hs_sgemm(0, 0, (int)g.Cg, (int)P, (int)g.K, 1.0f, wg, (int)g.K, col, (int)P, 1.0f, dxg, (int)P);
+                hs_sgemm(0, 0, (int)g.Cg, (int)P, (int)g.K, 1.0f, wg, (int)g.K, col, (int)P, assign_dx ? 0.0f : 1.0f,
+                         dxg, (int)P);
             } else {
                 hs_sgemm(0, 0, (int)g.Cg, (int)ld, (int)g.K, 1.0f, wg, (int)g.K, col, (int)ld, 0.0f, tmp, (int)ld);
-                plane_job j = {&g, tmp, ld, g.Cg, P, NULL, dxg, g.C * P, P, NULL, 1};
+                plane_job j = {&g, tmp, ld, g.Cg, P, NULL, dxg, g.C * P, P, NULL, assign_dx ? 0 : 1, 0};
                 hs_parallel_for(tb * g.Cg, grain_for(P), scatter_task, &j);
             }
         }

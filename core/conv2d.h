@@ -37,6 +37,12 @@ hs_status hs_conv2d_backward(float *dx /*NULL: skip*/, float *dw, float *dbias /
                              const float *x, const float *w, const int64_t xs[4], const int64_t ws_[4],
                              hs_conv2d_params p, float *ws);   // all +=
 
+// As hs_conv2d_backward, but with assign_dx != 0 dx is assigned (=) instead of added: the graph's
+// first writer of a gradient skips the zero fill this way. dw and dbias still add.
+hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                    const float *w, const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p,
+                                    float *ws, int assign_dx);
+
 // Plain-loop references (double accumulation, no workspace, single thread): the tests' oracle.
 // Same shapes and semantics as the functions above (forward =, backward +=).
 hs_status hs_conv2d_forward_ref(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
@@ -58,6 +64,11 @@ hs_status hs_conv_transpose2d_forward(float *out, const float *x, const float *w
 hs_status hs_conv_transpose2d_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x,
                                        const float *w, const int64_t xs[4], const int64_t ws_[4],
                                        hs_convt2d_params p, float *ws);   // +=
+
+// As hs_conv_transpose2d_backward, with dx assigned (=) when assign_dx != 0.
+hs_status hs_conv_transpose2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                              const float *w, const int64_t xs[4], const int64_t ws_[4],
+                                              hs_convt2d_params p, float *ws, int assign_dx);
 
 hs_status hs_conv_transpose2d_forward_ref(float *out, const float *x, const float *w, const float *bias,
                                           const int64_t xs[4], const int64_t ws_[4], hs_convt2d_params p);

@@ -2,9 +2,15 @@
 // Separable filters run the vertical pass first into a row buffer padded by the border, then the
 // horizontal pass, one output row at a time, so the inner loops are contiguous and vectorise.
 // U8 Gaussian and box use exact integer sums (OpenCV's bit-exact fixed point), so the only
-// rounding is the final one. Median uses pruned Batcher sorting networks applied to blocks of
-// pixels (k = 3, 5) and Huang's sliding histogram (k >= 7). Not morphology (morph.c).
+// rounding is the final one. Median uses sorting networks held in vector registers across a
+// row of pixels (k = 3, 5) and Huang's sliding histogram (k >= 7). Not morphology (morph.c).
 #include "filter.h"
+
+// Min/max selects on floats (median networks) vectorise only when GCC may evaluate both sides;
+// no FP exception is ever unmasked here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 
 #include <math.h>
 #include <stdlib.h>
@@ -93,34 +99,82 @@ typedef struct {
         }                                                                               \
     } while (0)
 
+// acc[j] += k0*s0[j] + k1*s1[j] + k2*s2[j] + k3*s3[j], added left to right: the same
+// operations in the same order as four single-tap passes (bit-identical), with a quarter of
+// the loads and stores of acc. Fewer than four taps (the last group) go one at a time.
+static void acc4_f32(float *restrict acc, const float *restrict s0, const float *restrict s1,
+                     const float *restrict s2, const float *restrict s3, const float *k, int64_t n) {
+    const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3];
+    for (int64_t j = 0; j < n; j++)
+        acc[j] = (((acc[j] + k0 * s0[j]) + k1 * s1[j]) + k2 * s2[j]) + k3 * s3[j];
+}
+
+static void acc4_u8f(float *restrict acc, const uint8_t *restrict s0, const uint8_t *restrict s1,
+                     const uint8_t *restrict s2, const uint8_t *restrict s3, const float *k, int64_t n) {
+    const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3];
+    for (int64_t j = 0; j < n; j++)
+        acc[j] = (((acc[j] + k0 * (float)s0[j]) + k1 * (float)s1[j]) + k2 * (float)s2[j]) + k3 * (float)s3[j];
+}
+
+static void acc4_u32(uint32_t *restrict acc, const uint8_t *restrict s0, const uint8_t *restrict s1,
+                     const uint8_t *restrict s2, const uint8_t *restrict s3, const uint32_t *k, int64_t n) {
+    const uint32_t k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3];
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += k0 * s0[j] + k1 * s1[j] + k2 * s2[j] + k3 * s3[j];
+}
+
+static void acc4_u32h(uint32_t *restrict acc, const uint32_t *restrict s0, const uint32_t *restrict s1,
+                      const uint32_t *restrict s2, const uint32_t *restrict s3, const uint32_t *k, int64_t n) {
+    const uint32_t k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3];
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += k0 * s0[j] + k1 * s1[j] + k2 * s2[j] + k3 * s3[j];
+}
+
 static void sep_rows_float(sep_ctx *c, int64_t begin, int64_t end) {
     const int64_t H = c->d.h, W = c->d.w, C = c->d.c, n = W * C;
     const int nx = c->nx, ny = c->ny, ax = nx / 2, ay = ny / 2;
     float *acc = (float *)(c->scratch + (size_t)(begin / c->grain) * c->scratch_bytes);
     float *out = acc + (W + nx - 1) * C;
+    const int u8 = c->src->dtype == HS_DTYPE_U8;
     for (int64_t y = begin; y < end; y++) {
         float *mid = acc + ax * C;
         memset(mid, 0, (size_t)n * sizeof *mid);
-        for (int i = 0; i < ny; i++) {
-            int64_t sy = hs_geometry_border_index(y - ay + i, H, c->border);
-            if (sy < 0)
-                continue;
-            const float k = c->ky[i];
-            if (c->src->dtype == HS_DTYPE_U8) {
-                const uint8_t *s = (const uint8_t *)c->src->data + sy * n;
-                for (int64_t j = 0; j < n; j++)
-                    mid[j] += k * (float)s[j];
-            } else {
-                const float *s = (const float *)c->src->data + sy * n;
-                for (int64_t j = 0; j < n; j++)
-                    mid[j] += k * s[j];
+        for (int i = 0; i < ny;) {  // up to four source rows (those inside the image) per pass
+            const void *rows[4];
+            float k[4] = {0, 0, 0, 0};
+            int m = 0;
+            for (; i < ny && m < 4; i++) {
+                int64_t sy = hs_geometry_border_index(y - ay + i, H, c->border);
+                if (sy < 0)
+                    continue;
+                rows[m] = u8 ? (const void *)((const uint8_t *)c->src->data + sy * n)
+                             : (const void *)((const float *)c->src->data + sy * n);
+                k[m++] = c->ky[i];
+            }
+            if (m == 4 && u8)
+                acc4_u8f(mid, rows[0], rows[1], rows[2], rows[3], k, n);
+            else if (m == 4)
+                acc4_f32(mid, rows[0], rows[1], rows[2], rows[3], k, n);
+            for (int q = 0; q < m && m < 4; q++) {
+                const float kq = k[q];
+                if (u8) {
+                    const uint8_t *sq = rows[q];
+                    for (int64_t j = 0; j < n; j++)
+                        mid[j] += kq * (float)sq[j];
+                } else {
+                    const float *sq = rows[q];
+                    for (int64_t j = 0; j < n; j++)
+                        mid[j] += kq * sq[j];
+                }
             }
         }
         FILL_BORDER(float);
         memset(out, 0, (size_t)n * sizeof *out);
-        for (int t = 0; t < nx; t++) {
-            const float k = c->kx[t];
-            const float *a = acc + t * C;
+        int t = 0;
+        for (; t + 4 <= nx; t += 4)
+            acc4_f32(out, acc + t * C, acc + (t + 1) * C, acc + (t + 2) * C, acc + (t + 3) * C, c->kx + t, n);
+        for (; t < nx; t++) {
+            const float k = c->kx[t], *a = acc + t * C;
             for (int64_t j = 0; j < n; j++)
                 out[j] += k * a[j];
         }
@@ -144,22 +198,32 @@ static void sep_rows_int(sep_ctx *c, int64_t begin, int64_t end) {
     for (int64_t y = begin; y < end; y++) {
         uint32_t *mid = acc + ax * C;
         memset(mid, 0, (size_t)n * sizeof *mid);
-        for (int i = 0; i < ny; i++) {
-            int64_t sy = hs_geometry_border_index(y - ay + i, H, c->border);
-            if (sy < 0)
-                continue;
-            const uint32_t k = c->iky[i];
-            const uint8_t *s = (const uint8_t *)c->src->data + sy * n;
-            for (int64_t j = 0; j < n; j++)
-                mid[j] += k * s[j];
+        for (int i = 0; i < ny;) {  // exact integer sums: grouping taps changes nothing
+            const uint8_t *rows[4];
+            uint32_t k[4] = {0, 0, 0, 0};
+            int m = 0;
+            for (; i < ny && m < 4; i++) {
+                int64_t sy = hs_geometry_border_index(y - ay + i, H, c->border);
+                if (sy < 0)
+                    continue;
+                rows[m] = (const uint8_t *)c->src->data + sy * n;
+                k[m++] = c->iky[i];
+            }
+            for (int q = m; q < 4; q++)  // k = 0: exact integers, nothing changes
+                rows[q] = rows[0];
+            if (m > 0)
+                acc4_u32(mid, rows[0], rows[1], rows[2], rows[3], k, n);
         }
         FILL_BORDER(uint32_t);
         memset(out, 0, (size_t)n * sizeof *out);
-        for (int t = 0; t < nx; t++) {
-            const uint32_t k = c->ikx[t];
-            const uint32_t *a = acc + t * C;
-            for (int64_t j = 0; j < n; j++)
-                out[j] += k * a[j];
+        for (int t = 0; t < nx; t += 4) {
+            uint32_t k[4] = {0, 0, 0, 0};
+            const uint32_t *a[4];
+            for (int q = 0; q < 4; q++) {
+                a[q] = acc + (t + q < nx ? t + q : t) * C;
+                k[q] = t + q < nx ? c->ikx[t + q] : 0;
+            }
+            acc4_u32h(out, a[0], a[1], a[2], a[3], k, n);
         }
         uint8_t *o = (uint8_t *)c->dst->data + y * n;
         if (c->scale == 0) {
@@ -349,8 +413,6 @@ hs_status hs_filter_unsharp(hs_tensor *dst, const hs_tensor *src, double sigma, 
 
 // ---- median ----
 
-#define MED_LANES 256
-#define MED_MAX_NET 1024
 
 typedef struct {
     const hs_tensor *src;
@@ -358,68 +420,10 @@ typedef struct {
     hs_image_dims d;
     int k, r;
     const void *pad;          // (H+2r, W+2r, C) replicate-padded copy of src
-    const int16_t *net;       // comparator pairs (a, b): a gets the min
-    int nnet;
     char *scratch;
     size_t scratch_bytes;
     int64_t grain;
 } med_ctx;
-
-// Batcher's odd-even merge sort on npow2 wires, dropping comparators that touch wires >= n
-// (those hold +inf), then keeping only the comparators the median wire n/2 depends on.
-static int median_network(int16_t *net, int n) {
-    int npow = 1;
-    while (npow < n)
-        npow <<= 1;
-    int16_t all[2 * MED_MAX_NET];
-    int m = 0;
-    for (int p = 1; p < npow; p <<= 1)
-        for (int k = p; k >= 1; k >>= 1)
-            for (int j = k % p; j + k < npow; j += 2 * k)
-                for (int i = 0; i < k && i < npow - j - k; i++)
-                    if ((i + j) / (2 * p) == (i + j + k) / (2 * p) && i + j + k < n && m < MED_MAX_NET) {
-                        all[2 * m] = (int16_t)(i + j);
-                        all[2 * m + 1] = (int16_t)(i + j + k);
-                        m++;
-                    }
-    unsigned char need[64] = {0};
-    need[n / 2] = 1;
-    unsigned char keep[MED_MAX_NET];
-    int kept = 0;
-    for (int c = m - 1; c >= 0; c--) {
-        int a = all[2 * c], b = all[2 * c + 1];
-        keep[c] = need[a] || need[b];
-        if (keep[c]) {
-            need[a] = need[b] = 1;
-            kept++;
-        }
-    }
-    int o = 0;
-    for (int c = 0; c < m && o < MED_MAX_NET; c++)
-        if (keep[c]) {
-            net[2 * o] = all[2 * c];
-            net[2 * o + 1] = all[2 * c + 1];
-            o++;
-        }
-    (void)kept;
-    return o;
-}
-
-static void cmpswap_u8(uint8_t *restrict a, uint8_t *restrict b, int n) {
-    for (int l = 0; l < n; l++) {
-        uint8_t x = a[l], y = b[l];
-        a[l] = x < y ? x : y;
-        b[l] = x < y ? y : x;
-    }
-}
-
-static void cmpswap_f32(float *restrict a, float *restrict b, int n) {
-    for (int l = 0; l < n; l++) {
-        float x = a[l], y = b[l];
-        a[l] = x < y ? x : y;
-        b[l] = x < y ? y : x;
-    }
-}
 
 // 3x3 median: Paeth/Devillard's 19-comparator network (opt_med9), written out so the loop over
 // pixels vectorises. a0..a8 are the 9 neighbours in row-major order; a4 ends up the median.
@@ -432,9 +436,9 @@ static void cmpswap_f32(float *restrict a, float *restrict b, int n) {
     } while (0)
 #define MED9(T)                                                                       \
     for (int64_t j = 0; j < n; j++) {                                                \
-        T a0 = r[0][j], a1 = r[0][j + C], a2 = r[0][j + 2 * C], a3 = r[1][j];           \
-        T a4 = r[1][j + C], a5 = r[1][j + 2 * C], a6 = r[2][j], a7 = r[2][j + C];       \
-        T a8 = r[2][j + 2 * C], lo_, hi_;                                            \
+        T a0 = r0[j], a1 = r0[j + C], a2 = r0[j + 2 * C], a3 = r1[j];           \
+        T a4 = r1[j + C], a5 = r1[j + 2 * C], a6 = r2[j], a7 = r2[j + C];       \
+        T a8 = r2[j + 2 * C], lo_, hi_;                                            \
         CS(a1, a2); CS(a4, a5); CS(a7, a8); CS(a0, a1);                               \
         CS(a3, a4); CS(a6, a7); CS(a1, a2); CS(a4, a5);                               \
         CS(a7, a8); CS(a0, a3); CS(a5, a8); CS(a4, a7);                               \
@@ -444,50 +448,80 @@ static void cmpswap_f32(float *restrict a, float *restrict b, int n) {
         o[j] = a4;                                                                   \
     }
 
+// 5x5 median: Batcher's odd-even merge sort on 32 wires, pruned to the 25 real ones and then to
+// the comparators the middle wire (12) depends on (113), written out so that the 25 values of a
+// pixel live in vector registers across a loop over pixels (no scratch traffic per comparator;
+// unused min/max halves are dropped by the compiler). Checked against hs_filter_median_ref.
+#define MED25(T)                                                                              \
+    for (int64_t j = 0; j < n; j++) {                                                        \
+        T a0 = r0[j], a1 = r0[j + C], a2 = r0[j + 2 * C], a3 = r0[j + 3 * C];          \
+        T a4 = r0[j + 4 * C], a5 = r1[j], a6 = r1[j + C], a7 = r1[j + 2 * C];          \
+        T a8 = r1[j + 3 * C], a9 = r1[j + 4 * C], a10 = r2[j], a11 = r2[j + C];        \
+        T a12 = r2[j + 2 * C], a13 = r2[j + 3 * C], a14 = r2[j + 4 * C], a15 = r3[j];  \
+        T a16 = r3[j + C], a17 = r3[j + 2 * C], a18 = r3[j + 3 * C];                    \
+        T a19 = r3[j + 4 * C], a20 = r4[j], a21 = r4[j + C], a22 = r4[j + 2 * C];      \
+        T a23 = r4[j + 3 * C], a24 = r4[j + 4 * C], lo_, hi_;                             \
+        CS(a0, a1); CS(a2, a3); CS(a4, a5); CS(a6, a7); CS(a8, a9); CS(a10, a11); CS(a12, a13); CS(a14, a15); \
+        CS(a16, a17); CS(a18, a19); CS(a20, a21); CS(a22, a23); CS(a0, a2); CS(a1, a3); CS(a4, a6); CS(a5, a7); \
+        CS(a8, a10); CS(a9, a11); CS(a12, a14); CS(a13, a15); CS(a16, a18); CS(a17, a19); CS(a20, a22); CS(a21, a23); \
+        CS(a1, a2); CS(a5, a6); CS(a9, a10); CS(a13, a14); CS(a17, a18); CS(a21, a22); CS(a0, a4); CS(a1, a5); \
+        CS(a2, a6); CS(a3, a7); CS(a8, a12); CS(a9, a13); CS(a10, a14); CS(a11, a15); CS(a16, a20); CS(a17, a21); \
+        CS(a18, a22); CS(a19, a23); CS(a2, a4); CS(a3, a5); CS(a10, a12); CS(a11, a13); CS(a18, a20); CS(a19, a21); \
+        CS(a1, a2); CS(a3, a4); CS(a5, a6); CS(a9, a10); CS(a11, a12); CS(a13, a14); CS(a17, a18); CS(a19, a20); \
+        CS(a21, a22); CS(a0, a8); CS(a1, a9); CS(a2, a10); CS(a3, a11); CS(a4, a12); CS(a5, a13); CS(a6, a14); \
+        CS(a7, a15); CS(a16, a24); CS(a4, a8); CS(a5, a9); CS(a6, a10); CS(a7, a11); CS(a20, a24); CS(a2, a4); \
+        CS(a3, a5); CS(a6, a8); CS(a7, a9); CS(a10, a12); CS(a11, a13); CS(a18, a20); CS(a19, a21); CS(a22, a24); \
+        CS(a1, a2); CS(a3, a4); CS(a5, a6); CS(a7, a8); CS(a9, a10); CS(a11, a12); CS(a13, a14); CS(a17, a18); \
+        CS(a19, a20); CS(a21, a22); CS(a23, a24); CS(a0, a16); CS(a1, a17); CS(a2, a18); CS(a3, a19); CS(a4, a20); \
+        CS(a5, a21); CS(a6, a22); CS(a7, a23); CS(a8, a24); CS(a8, a16); CS(a9, a17); CS(a10, a18); CS(a11, a19); \
+        CS(a12, a20); CS(a13, a21); CS(a6, a10); CS(a7, a11); CS(a12, a16); CS(a13, a17); CS(a10, a12); CS(a11, a13); \
+        CS(a11, a12); \
+        (void)lo_;                                                                           \
+        o[j] = a12;                                                                          \
+    }
+
+// One output row: o[j] = median of the 5x5 window whose top-left sample is r0[j] (rows r0..r4 of
+// the padded image, C interleaved channels). restrict parameters: no alias checks, so it vectorises.
+static void med25_u8(uint8_t *restrict o, const uint8_t *restrict r0, const uint8_t *restrict r1,
+                     const uint8_t *restrict r2, const uint8_t *restrict r3, const uint8_t *restrict r4, int64_t n,
+                     int64_t C) {
+    MED25(uint8_t)
+}
+
+static void med25_f32(float *restrict o, const float *restrict r0, const float *restrict r1,
+                      const float *restrict r2, const float *restrict r3, const float *restrict r4, int64_t n,
+                      int64_t C) {
+    MED25(float)
+}
+
+static void median5_rows(void *ctx, int64_t begin, int64_t end) {
+    med_ctx *m = ctx;
+    const int64_t W = m->d.w, C = m->d.c, n = W * C, pw = (W + 4) * C;
+    for (int64_t y = begin; y < end; y++) {
+        if (m->src->dtype == HS_DTYPE_U8) {
+            const uint8_t *r0 = (const uint8_t *)m->pad + y * pw;
+            med25_u8((uint8_t *)m->dst->data + y * n, r0, r0 + pw, r0 + 2 * pw, r0 + 3 * pw, r0 + 4 * pw, n, C);
+        } else {
+            const float *r0 = (const float *)m->pad + y * pw;
+            med25_f32((float *)m->dst->data + y * n, r0, r0 + pw, r0 + 2 * pw, r0 + 3 * pw, r0 + 4 * pw, n, C);
+        }
+    }
+}
+
 static void median3_rows(void *ctx, int64_t begin, int64_t end) {
     med_ctx *m = ctx;
     const int64_t W = m->d.w, C = m->d.c, n = W * C, pw = (W + 2) * C;
     for (int64_t y = begin; y < end; y++) {
         if (m->src->dtype == HS_DTYPE_U8) {
-            const uint8_t *P = m->pad, *r[3] = {P + y * pw, P + (y + 1) * pw, P + (y + 2) * pw};
+            const uint8_t *P = m->pad;
+            const uint8_t *restrict r0 = P + y * pw, *restrict r1 = r0 + pw, *restrict r2 = r1 + pw;
             uint8_t *o = (uint8_t *)m->dst->data + y * n;
             MED9(uint8_t)
         } else {
-            const float *P = m->pad, *r[3] = {P + y * pw, P + (y + 1) * pw, P + (y + 2) * pw};
+            const float *P = m->pad;
+            const float *restrict r0 = P + y * pw, *restrict r1 = r0 + pw, *restrict r2 = r1 + pw;
             float *o = (float *)m->dst->data + y * n;
             MED9(float)
-        }
-    }
-}
-
-static void median_net_rows(void *ctx, int64_t begin, int64_t end) {
-    med_ctx *m = ctx;
-    const int64_t W = m->d.w, C = m->d.c, n = W * C, pw = (W + 2 * m->r) * C;
-    const int k = m->k, kk = k * k;
-    char *scr = m->scratch + (size_t)(begin / m->grain) * m->scratch_bytes;
-    const int u8 = m->src->dtype == HS_DTYPE_U8;
-    for (int64_t y = begin; y < end; y++) {
-        for (int64_t j0 = 0; j0 < n; j0 += MED_LANES) {
-            int L = (int)(n - j0 < MED_LANES ? n - j0 : MED_LANES);
-            if (u8) {
-                uint8_t *v = (uint8_t *)scr;
-                const uint8_t *P = m->pad;
-                for (int dy = 0; dy < k; dy++)
-                    for (int dx = 0; dx < k; dx++)
-                        memcpy(v + (dy * k + dx) * MED_LANES, P + (y + dy) * pw + j0 + dx * C, (size_t)L);
-                for (int c = 0; c < m->nnet; c++)
-                    cmpswap_u8(v + m->net[2 * c] * MED_LANES, v + m->net[2 * c + 1] * MED_LANES, L);
-                memcpy((uint8_t *)m->dst->data + y * n + j0, v + (kk / 2) * MED_LANES, (size_t)L);
-            } else {
-                float *v = (float *)scr;
-                const float *P = m->pad;
-                for (int dy = 0; dy < k; dy++)
-                    for (int dx = 0; dx < k; dx++)
-                        memcpy(v + (dy * k + dx) * MED_LANES, P + (y + dy) * pw + j0 + dx * C, (size_t)L * 4);
-                for (int c = 0; c < m->nnet; c++)
-                    cmpswap_f32(v + m->net[2 * c] * MED_LANES, v + m->net[2 * c + 1] * MED_LANES, L);
-                memcpy((float *)m->dst->data + y * n + j0, v + (kk / 2) * MED_LANES, (size_t)L * 4);
-            }
         }
     }
 }
@@ -566,12 +600,8 @@ hs_status hs_filter_median(hs_tensor *dst, const hs_tensor *src, int ksize) {
     med_ctx m = {.src = in, .dst = dst, .d = d, .k = ksize, .r = r};
     m.grain = row_grain(d.h);
     int64_t nchunks = (d.h + m.grain - 1) / m.grain;
-    int16_t net[2 * MED_MAX_NET];
-    int use_net = ksize <= 5;
-    if (use_net) {
-        m.nnet = median_network(net, ksize * ksize);
-        m.net = net;
-        m.scratch_bytes = (size_t)(ksize * ksize) * MED_LANES * es;
+    if (ksize <= 5) {
+        m.scratch_bytes = 0;  // register networks
     } else if (in->dtype == HS_DTYPE_U8) {
         m.scratch_bytes = 272 * sizeof(uint16_t);
     } else {
@@ -597,10 +627,48 @@ hs_status hs_filter_median(hs_tensor *dst, const hs_tensor *src, int ksize) {
     }
     m.pad = mem;
     m.scratch = mem + pad_bytes;
-    hs_range_fn fn = ksize == 3 ? median3_rows : use_net ? median_net_rows
+    hs_range_fn fn = ksize == 3 ? median3_rows : ksize == 5 ? median5_rows
                      : in->dtype == HS_DTYPE_U8 ? median_hist_rows : median_sort_rows;
     hs_parallel_for(d.h, m.grain, fn, &m);
     hs_free(mem);
     hs_tensor_free(tmp);
+    return HS_OK;
+}
+
+// Plain-loop reference: gather the k x k window (replicated border) and insertion-sort it.
+hs_status hs_filter_median_ref(hs_tensor *dst, const hs_tensor *src, int ksize) {
+    if (ksize < 3 || ksize % 2 == 0 || ksize > 255)
+        return HS_FAIL(HS_ERR_ARG, "median: ksize must be odd >= 3, got %d", ksize);
+    hs_image_dims d;
+    HS_TRY(hs_geometry_dims(&d, src, "median"));
+    HS_TRY(hs_geometry_check_dst(dst, "median", src->dtype, &d));
+    const int r = ksize / 2, kk = ksize * ksize;
+    float *v = hs_alloc((size_t)kk * sizeof *v);
+    if (!v)
+        return HS_FAIL(HS_ERR_NOMEM, "median: out of memory");
+    const int64_t sc = d.ndim == 3 ? src->stride[2] : 0;
+    for (int64_t y = 0; y < d.h; y++)
+        for (int64_t x = 0; x < d.w; x++)
+            for (int64_t c = 0; c < d.c; c++) {
+                int n = 0;
+                for (int dy = -r; dy <= r; dy++)
+                    for (int dx = -r; dx <= r; dx++) {
+                        int64_t yy = hs_geometry_border_index(y + dy, d.h, HS_BORDER_REPLICATE);
+                        int64_t xx = hs_geometry_border_index(x + dx, d.w, HS_BORDER_REPLICATE);
+                        int64_t off = yy * src->stride[0] + xx * src->stride[1] + c * sc;
+                        float a = src->dtype == HS_DTYPE_U8 ? (float)((const uint8_t *)src->data)[off]
+                                                            : ((const float *)src->data)[off];
+                        int i = n++;
+                        for (; i > 0 && v[i - 1] > a; i--)
+                            v[i] = v[i - 1];
+                        v[i] = a;
+                    }
+                int64_t o = (y * d.w + x) * d.c + c;
+                if (dst->dtype == HS_DTYPE_U8)
+                    ((uint8_t *)dst->data)[o] = (uint8_t)v[kk / 2];
+                else
+                    ((float *)dst->data)[o] = v[kk / 2];
+            }
+    hs_free(v);
     return HS_OK;
 }

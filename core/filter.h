@@ -31,6 +31,8 @@ hs_status hs_filter_box(hs_tensor *dst, const hs_tensor *src, int ksize, hs_bord
 // cv2.medianBlur: ksize odd >= 3, border replicate. U8 any odd ksize (sorting networks for 3 and
 // 5, a sliding histogram above); F32 any odd ksize. Exact.
 hs_status hs_filter_median(hs_tensor *dst, const hs_tensor *src, int ksize);
+// Plain-loop reference of hs_filter_median (per-pixel insertion sort; for tests, slow).
+hs_status hs_filter_median_ref(hs_tensor *dst, const hs_tensor *src, int ksize);
 // Unsharp mask: dst = src + amount * (src - gaussian(src, sigma)), float arithmetic, U8 rounded
 // and saturated. sigma > 0.
 hs_status hs_filter_unsharp(hs_tensor *dst, const hs_tensor *src, double sigma, double amount);

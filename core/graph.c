@@ -7,11 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "graph_impl.h"
+#include "parallel.h"
 
 #define ALIGN 64
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
@@ -35,6 +43,7 @@ void hs_graph_free(hs_graph *g) {
     hs_free(g->bwd_order);
     hs_free(g->zero_list);
     hs_free(g->input_set);
+    hs_free(g->prof);
     hs_free(g);
 }
 
@@ -80,6 +89,7 @@ static hs_status new_node(hs_graph *g, int32_t *id, hs_node_kind kind) {
     n->kind = kind;
     hs_op_attrs_init(&n->a);
     n->val_buf = n->grad_buf = n->fws_buf = n->bws_buf = -1;
+    n->alias = -1;
     for (int i = 0; i < GRAPH_MAX_SAVED; i++)
         n->save_buf[i] = -1;
     for (int i = 0; i < GRAPH_MAX_SCRATCH; i++)
@@ -360,6 +370,9 @@ static hs_status place_buffers(hs_graph *g) {
     return HS_OK;
 }
 
+// The node whose buffers hold id's value and gradient (id itself unless folded into another op).
+static int32_t canon(const hs_graph *g, int32_t id) { return g->nodes[id].alias >= 0 ? g->nodes[id].alias : id; }
+
 static size_t node_bytes(const graph_node *n) { return (size_t)n->numel * hs_dtype_size(n->dtype); }
 
 static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs, int nout, int training) {
@@ -406,6 +419,34 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
         n->in_bwd = n->has_grad && n->kind == HS_NODE_OP;
     }
     hs_free(anc);
+    // 2b. fusion: a batchnorm2d whose only consumer is a relu computes max(0, bn(x)) itself; the
+    // relu becomes an alias of it (same value and gradient buffers, no forward or backward of its
+    // own). Not with keep_all (the batchnorm's own output would not be visible), not for an eval
+    // graph that differentiates through the batchnorm, and not when HISTOPS_NO_FUSE=1.
+    const char *nf = getenv("HISTOPS_NO_FUSE");
+    if (!g->keep_all && !(nf && nf[0] && strcmp(nf, "0") != 0)) {
+        int *uses = hs_calloc((size_t)(N ? N : 1), sizeof *uses);
+        if (!uses)
+            return HS_FAIL(HS_ERR_NOMEM, "graph compile: out of memory");
+        for (int i = 0; i < N; i++)
+            if (g->nodes[i].kind == HS_NODE_OP && g->nodes[i].live)
+                for (int j = 0; j < g->nodes[i].nin; j++)
+                    uses[g->nodes[i].in[j]]++;
+        for (int i = 0; i < N; i++) {
+            graph_node *r = &g->nodes[i];
+            if (r->kind != HS_NODE_OP || !r->live || r->op != HS_OP_RELU)
+                continue;
+            graph_node *b = &g->nodes[r->in[0]];
+            if (b->kind != HS_NODE_OP || b->op != HS_OP_BATCHNORM2D || uses[r->in[0]] != 1 || b->kept || b->fuse_relu ||
+                (!g->training && b->in_bwd))
+                continue;
+            b->fuse_relu = 1;
+            b->kept = r->kept;
+            r->alias = r->in[0];
+            r->in_bwd = 0;
+        }
+        hs_free(uses);
+    }
     // 3. timeline: step 0 = inputs set; forward ops 1..F; seed step; backward ops; end step
     g->fwd_order = hs_alloc((size_t)(N ? N : 1) * sizeof *g->fwd_order);
     g->bwd_order = hs_alloc((size_t)(N ? N : 1) * sizeof *g->bwd_order);
@@ -415,7 +456,7 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
     int step = 1;
     for (int i = 0; i < N; i++) {
         graph_node *n = &g->nodes[i];
-        if (n->kind == HS_NODE_OP && n->live) {
+        if (n->kind == HS_NODE_OP && n->live && n->alias < 0) {
             n->fwd_step = step++;
             g->fwd_order[g->nfwd++] = i;
         }
@@ -430,43 +471,73 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
     }
     g->end_step = step;
     const int END = g->end_step;
-    // 4. last use of every value, first accumulation of every gradient
+    // 4. last use of every value, first accumulation of every gradient (through aliases), and
+    // which op writes each gradient first (it may assign instead of add: no zero fill needed)
     int *last = hs_alloc((size_t)(N ? N : 1) * sizeof *last);
     int *first_acc = hs_alloc((size_t)(N ? N : 1) * sizeof *first_acc);
-    if (!last || !first_acc) {
+    int *first_w = hs_alloc((size_t)(N ? N : 1) * 2 * sizeof *first_w);   // (node, slot); node -2: shared
+    if (!last || !first_acc || !first_w) {
         hs_free(last);
         hs_free(first_acc);
+        hs_free(first_w);
         return HS_FAIL(HS_ERR_NOMEM, "graph compile: out of memory");
     }
     for (int i = 0; i < N; i++) {
         last[i] = g->nodes[i].fwd_step;
         first_acc[i] = END;
+        first_w[2 * i] = -1;
     }
     for (int i = 0; i < N; i++) {
         const graph_node *n = &g->nodes[i];
-        if (n->kind != HS_NODE_OP || !n->live)
+        if (n->kind != HS_NODE_OP || !n->live || n->alias >= 0)
             continue;
         const graph_op_desc *d = graph_op(n->op);
         for (int j = 0; j < n->nin; j++) {
-            int32_t m = n->in[j];
+            int32_t m = canon(g, n->in[j]);
             if (last[m] < n->fwd_step)
                 last[m] = n->fwd_step;
             int jb = j < 31 ? j : 31;
             if (n->in_bwd && ((d->need_in_mask >> jb) & 1) && last[m] < n->bwd_step)
                 last[m] = n->bwd_step;
-            if (n->in_bwd && ((d->diff_mask >> jb) & 1) && g->nodes[m].has_grad && first_acc[m] > n->bwd_step)
-                first_acc[m] = n->bwd_step;
+            if (n->in_bwd && ((d->diff_mask >> jb) & 1) && g->nodes[m].has_grad) {
+                if (first_acc[m] > n->bwd_step) {
+                    first_acc[m] = n->bwd_step;
+                    first_w[2 * m] = i;
+                    first_w[2 * m + 1] = j;
+                } else if (first_acc[m] == n->bwd_step) {
+                    first_w[2 * m] = -2;   // the same op reaches it through two slots
+                }
+            }
         }
-        if (n->in_bwd && d->need_out && last[i] < n->bwd_step)
+        if (n->in_bwd && (d->need_out || n->fuse_relu) && last[i] < n->bwd_step)
             last[i] = n->bwd_step;
     }
-    if (loss >= 0 && g->nodes[loss].has_grad)
-        first_acc[loss] = g->seed_step;
+    if (loss >= 0 && g->nodes[canon(g, loss)].has_grad) {
+        first_acc[canon(g, loss)] = g->seed_step;
+        first_w[2 * canon(g, loss)] = -1;
+    }
+    uint8_t *no_zero = hs_calloc((size_t)(N ? N : 1), 1);
+    if (!no_zero) {
+        hs_free(last);
+        hs_free(first_acc);
+        hs_free(first_w);
+        return HS_FAIL(HS_ERR_NOMEM, "graph compile: out of memory");
+    }
+    for (int m = 0; m < N; m++) {
+        int w = first_w[2 * m], j = first_w[2 * m + 1];
+        if (w < 0 || j >= 32 || g->nodes[m].kind == HS_NODE_PARAM)
+            continue;
+        if ((graph_op_assign_mask(g->nodes[w].op, g->training) >> j) & 1) {
+            g->nodes[w].assign |= 1u << j;
+            no_zero[m] = 1;
+        }
+    }
+    hs_free(first_w);
     // 5. buffers
     hs_status s = HS_OK;
     for (int i = 0; i < N && s == HS_OK; i++) {
         graph_node *n = &g->nodes[i];
-        if (!n->live)
+        if (!n->live || n->alias >= 0)
             continue;
         if (n->kind == HS_NODE_INPUT) {
             n->kept = 1;
@@ -502,6 +573,13 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
                     s = add_buf(g, &n->scratch_buf[j], node_bytes(&g->nodes[n->in[j]]), n->bwd_step, n->bwd_step);
     }
     hs_free(last);
+    for (int i = 0; i < N; i++) {   // aliases share their target's buffers
+        graph_node *n = &g->nodes[i];
+        if (n->alias >= 0) {
+            n->val_buf = g->nodes[n->alias].val_buf;
+            n->grad_buf = g->nodes[n->alias].grad_buf;
+        }
+    }
     // 6. which arena gradients to zero at which step (scratch destinations are zeroed too: the
     // kernels add into them)
     if (s == HS_OK) {
@@ -515,7 +593,7 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
     if (s == HS_OK) {
         for (int i = 0; i < N; i++) {
             const graph_node *n = &g->nodes[i];
-            if (n->grad_buf >= 0)
+            if (n->grad_buf >= 0 && n->alias < 0 && !no_zero[i])
                 g->zero_list[g->nzero++] = n->grad_buf;
             for (int j = 0; j < GRAPH_MAX_SCRATCH; j++)
                 if (n->scratch_buf[j] >= 0)
@@ -531,6 +609,7 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
         }
     }
     hs_free(first_acc);
+    hs_free(no_zero);
     if (s != HS_OK)
         return s;
     // 7. one arena for everything
@@ -548,6 +627,8 @@ static void reset_plan(hs_graph *g) {
     hs_free(g->bwd_order);
     hs_free(g->zero_list);
     hs_free(g->input_set);
+    hs_free(g->prof);
+    g->prof = NULL;
     g->bufs = NULL;
     g->arena = NULL;
     g->fwd_order = g->bwd_order = g->zero_list = NULL;
@@ -559,6 +640,9 @@ static void reset_plan(hs_graph *g) {
         n->live = n->needs_grad = n->has_grad = n->in_bwd = n->kept = 0;
         n->fwd_step = n->bwd_step = 0;
         n->val_buf = n->grad_buf = n->fws_buf = n->bws_buf = -1;
+        n->alias = -1;
+        n->fuse_relu = 0;
+        n->assign = 0;
         for (int k = 0; k < GRAPH_MAX_SAVED; k++)
             n->save_buf[k] = -1;
         for (int k = 0; k < GRAPH_MAX_SCRATCH; k++)
@@ -579,12 +663,19 @@ hs_status hs_graph_compile(hs_graph *g, int32_t loss, const int32_t *outputs, in
     for (int i = 0; i < nout; i++)
         HS_TRY(check_node(g, outputs[i], "compile (outputs)"));
     hs_status s = compile_plan(g, loss, outputs, nout, training);
+    if (s == HS_OK) {
+        g->prof = hs_calloc((size_t)(g->n ? g->n : 1) * 2, sizeof *g->prof);
+        if (!g->prof)
+            s = HS_FAIL(HS_ERR_NOMEM, "graph compile: out of memory");
+    }
     if (s != HS_OK) {
         reset_plan(g);
         return s;
     }
     g->compiled = 1;
     g->state = 0;
+    const char *e = getenv("HISTOPS_PROFILE");
+    g->profile = e && e[0] && strcmp(e, "0") != 0;
     return HS_OK;
 }
 
@@ -679,20 +770,43 @@ hs_status hs_graph_forward(hs_graph *g) {
     g->state = 0;
     for (int k = 0; k < g->nfwd; k++) {
         graph_node *n = &g->nodes[g->fwd_order[k]];
+        double t0 = g->profile ? now_s() : 0.0;
         hs_status s = graph_op(n->op)->forward(g, n);
         if (s != HS_OK)
             return node_fail(g, g->fwd_order[k], "forward", s);
+        if (g->profile)
+            g->prof[2 * g->fwd_order[k]] += now_s() - t0;
     }
+    g->prof_fwd_runs += g->profile;
     g->state = 1;
     return HS_OK;
 }
 
+typedef struct {
+    unsigned char *p;
+    size_t bytes;
+} zero_job;
+
+#define ZERO_CHUNK ((size_t)1 << 18)
+
+static void zero_task(void *ctx, int64_t b, int64_t e) {
+    const zero_job *z = ctx;
+    size_t lo = (size_t)b * ZERO_CHUNK, hi = (size_t)e * ZERO_CHUNK;
+    if (hi > z->bytes)
+        hi = z->bytes;
+    memset(z->p + lo, 0, hi - lo);
+}
+
 static void zero_from(hs_graph *g, int *cursor, int step) {
+    double t0 = g->profile ? now_s() : 0.0;
     while (*cursor < g->nzero && g->bufs[g->zero_list[*cursor]].start <= step) {
         const graph_buf *b = &g->bufs[g->zero_list[*cursor]];
-        memset(g->arena + b->off, 0, b->bytes);
+        zero_job z = {g->arena + b->off, b->bytes};
+        hs_parallel_for((int64_t)((b->bytes + ZERO_CHUNK - 1) / ZERO_CHUNK), 1, zero_task, &z);
         (*cursor)++;
     }
+    if (g->profile)
+        g->prof_zero += now_s() - t0;
 }
 
 hs_status hs_graph_backward(hs_graph *g, const hs_tensor *dout) {
@@ -740,10 +854,14 @@ hs_status hs_graph_backward(hs_graph *g, const hs_tensor *dout) {
     for (int k = 0; k < g->nbwd; k++) {
         graph_node *n = &g->nodes[g->bwd_order[k]];
         zero_from(g, &cursor, n->bwd_step);
+        double t0 = g->profile ? now_s() : 0.0;
         hs_status s = graph_op(n->op)->backward(g, n);
         if (s != HS_OK)
             return node_fail(g, g->bwd_order[k], "backward", s);
+        if (g->profile)
+            g->prof[2 * g->bwd_order[k] + 1] += now_s() - t0;
     }
+    g->prof_bwd_runs += g->profile;
     return HS_OK;
 }
 
@@ -804,3 +922,35 @@ void hs_graph_set_step(hs_graph *g, uint64_t step) {
 
 size_t hs_graph_arena_bytes(const hs_graph *g) { return g ? g->arena_bytes : 0; }
 size_t hs_graph_naive_bytes(const hs_graph *g) { return g ? g->naive_bytes : 0; }
+
+// ---- profiling ----
+
+void hs_graph_profile_reset(hs_graph *g) {
+    if (!g || !g->prof)
+        return;
+    memset(g->prof, 0, (size_t)g->n * 2 * sizeof *g->prof);
+    g->prof_zero = 0.0;
+    g->prof_fwd_runs = g->prof_bwd_runs = 0;
+}
+
+hs_status hs_graph_set_profile(hs_graph *g, int on) {
+    HS_TRY(check_compiled(g, "set_profile"));
+    if (on && !g->profile)
+        hs_graph_profile_reset(g);
+    g->profile = on != 0;
+    return HS_OK;
+}
+
+hs_status hs_graph_profile_node(const hs_graph *g, int32_t node, double *fwd_s, double *bwd_s) {
+    HS_TRY(check_node(g, node, "profile"));
+    HS_TRY(check_compiled(g, "profile"));
+    *fwd_s = g->prof[2 * node];
+    *bwd_s = g->prof[2 * node + 1];
+    return HS_OK;
+}
+
+void hs_graph_profile_totals(const hs_graph *g, double *zero_s, int64_t *fwd_runs, int64_t *bwd_runs) {
+    *zero_s = g ? g->prof_zero : 0.0;
+    *fwd_runs = g ? g->prof_fwd_runs : 0;
+    *bwd_runs = g ? g->prof_bwd_runs : 0;
+}

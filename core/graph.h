@@ -158,6 +158,16 @@ hs_status hs_graph_value(const hs_graph *g, int32_t node, hs_tensor *view);
 hs_status hs_graph_grad(const hs_graph *g, int32_t node, hs_tensor *view);
 // Dropout masks depend on (seed, node, step): set a new step for each training iteration.
 void hs_graph_set_step(hs_graph *g, uint64_t step);
+// Profiling: while on, forward and backward add each op's wall time (and backward the time spent
+// zeroing gradient buffers) to per-node counters. Also switched on at compile when the environment
+// has HISTOPS_PROFILE=1. Turning it on (or hs_graph_profile_reset) clears the counters. Neither
+// allocates after compile. HS_ERR_STATE before compile.
+hs_status hs_graph_set_profile(hs_graph *g, int on);
+void hs_graph_profile_reset(hs_graph *g);
+// Seconds spent in node's forward and backward since the counters were cleared (0 for leaves and
+// when profiling is off), and how many forward / backward runs were counted.
+hs_status hs_graph_profile_node(const hs_graph *g, int32_t node, double *fwd_s, double *bwd_s);
+void hs_graph_profile_totals(const hs_graph *g, double *zero_s, int64_t *fwd_runs, int64_t *bwd_runs);
 // Arena size after compile, and the sum of every planned buffer (what no reuse would need).
 size_t hs_graph_arena_bytes(const hs_graph *g);
 size_t hs_graph_naive_bytes(const hs_graph *g);

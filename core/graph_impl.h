@@ -40,6 +40,10 @@ typedef struct {
     int save_buf[GRAPH_MAX_SAVED];
     int fws_buf, bws_buf;     // forward / backward workspace
     int scratch_buf[GRAPH_MAX_SCRATCH];  // per input slot, -1 none (slots >= GRAPH_MAX_SCRATCH: none)
+    // ---- fusion (compile) ----
+    int32_t alias;            // >= 0: this op was folded into node `alias` and shares its buffers
+    uint8_t fuse_relu;        // batchnorm2d that also applies the ReLU folded into it
+    uint32_t assign;          // input slots whose gradient the backward assigns (=): first writer
 } graph_node;
 
 struct hs_graph {
@@ -59,6 +63,11 @@ struct hs_graph {
     uint8_t *input_set;              // per node: input filled since compile
     int state;                       // 0 idle, 1 forward done (backward allowed)
     uint64_t step;
+    // profiling (hs_graph_set_profile / HISTOPS_PROFILE=1): per node forward and backward seconds
+    int profile;
+    double *prof;                    // 2 per node: [2i] forward, [2i+1] backward; allocated at compile
+    double prof_zero;                // gradient zeroing
+    int64_t prof_fwd_runs, prof_bwd_runs;
 };
 
 // Per-op description, in graph_ops.c.
@@ -79,6 +88,9 @@ typedef struct {
 } graph_op_desc;
 
 const graph_op_desc *graph_op(hs_opkind k);
+// Input slots of op k whose gradient its backward can assign (=) instead of add, when told to
+// through graph_node.assign (the graph does so for the first writer of a gradient buffer).
+uint32_t graph_op_assign_mask(hs_opkind k, int training);
 
 // Helpers for op implementations (graph.c).
 void *graph_value_ptr(const hs_graph *g, int32_t id);

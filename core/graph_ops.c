@@ -514,7 +514,7 @@ static hs_status fwd_copy(hs_graph *g, graph_node *n) {
 }
 
 static hs_status bwd_copy(hs_graph *g, graph_node *n) {
-    ew(EW_ACC, graph_input_grad(g, n, 0), DOUT(g, n), 1.0f, n->numel);
+    ew((n->assign & 1) ? EW_COPY : EW_ACC, graph_input_grad(g, n, 0), DOUT(g, n), 1.0f, n->numel);
     return HS_OK;
 }
 
@@ -555,7 +555,9 @@ static hs_status concat_run(hs_graph *g, graph_node *n, int backward) {
             for (int64_t o = 0; o < outer; o++) {
                 float *po = out + (o * Dout + off) * inner;
                 float *px = xj + o * blk;
-                if (backward)
+                if (backward && ((n->assign >> (j < 31 ? j : 31)) & 1))
+                    memcpy(px, po, (size_t)blk * sizeof *po);
+                else if (backward)
                     for (int64_t k = 0; k < blk; k++)
                         px[k] += po[k];
                 else
@@ -868,11 +870,12 @@ static hs_status bwd_conv(hs_graph *g, graph_node *n) {
     float *dx = graph_input_grad(g, n, 0), *dw = graph_input_grad(g, n, 1);
     float *db = n->nin == 3 ? graph_input_grad(g, n, 2) : NULL;
     float *ws = graph_buf_ptr(g, n->bws_buf);
+    int assign = (int)(n->assign & 1);
     if (n->op == HS_OP_CONV2D)
-        return hs_conv2d_backward(dx, dw, db, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), x->shape, w->shape,
-                                  conv_params(&n->a), ws);
-    return hs_conv_transpose2d_backward(dx, dw, db, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), x->shape, w->shape,
-                                        convt_params(&n->a), ws);
+        return hs_conv2d_backward_assign(dx, dw, db, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), x->shape, w->shape,
+                                         conv_params(&n->a), ws, assign);
+    return hs_conv_transpose2d_backward_assign(dx, dw, db, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), x->shape, w->shape,
+                                               convt_params(&n->a), ws, assign);
 }
 
 // ---- pooling ----
@@ -910,8 +913,8 @@ static hs_status fwd_maxpool(hs_graph *g, graph_node *n) {
 }
 
 static hs_status bwd_maxpool(hs_graph *g, graph_node *n) {
-    return hs_maxpool2d_backward(graph_input_grad(g, n, 0), DOUT(g, n), graph_buf_ptr(g, n->save_buf[0]),
-                                 IN(g, n, 0)->shape, pool_params(&n->a));
+    return hs_maxpool2d_backward_assign(graph_input_grad(g, n, 0), DOUT(g, n), graph_buf_ptr(g, n->save_buf[0]),
+                                        IN(g, n, 0)->shape, pool_params(&n->a), (int)(n->assign & 1));
 }
 
 static hs_status fwd_avgpool(hs_graph *g, graph_node *n) {
@@ -978,20 +981,21 @@ static hs_status fwd_bn(hs_graph *g, graph_node *n) {
     int64_t xs[4];
     bn_shape(IN(g, n, 0), xs);
     if (g->training)
-        return hs_batchnorm2d_forward_train(OUT(g, n), graph_buf_ptr(g, n->save_buf[0]), graph_buf_ptr(g, n->save_buf[1]),
-                                            VAL(g, n, 3), VAL(g, n, 4), VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 2), xs,
-                                            n->a.momentum, n->a.eps);
-    return hs_batchnorm2d_forward_eval(OUT(g, n), VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 2), VAL(g, n, 3), VAL(g, n, 4),
-                                       xs, n->a.eps);
+        return (n->fuse_relu ? hs_batchnorm2d_relu_forward_train : hs_batchnorm2d_forward_train)(
+            OUT(g, n), graph_buf_ptr(g, n->save_buf[0]), graph_buf_ptr(g, n->save_buf[1]), VAL(g, n, 3), VAL(g, n, 4),
+            VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 2), xs, n->a.momentum, n->a.eps);
+    return (n->fuse_relu ? hs_batchnorm2d_relu_forward_eval : hs_batchnorm2d_forward_eval)(
+        OUT(g, n), VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 2), VAL(g, n, 3), VAL(g, n, 4), xs, n->a.eps);
 }
 
 static hs_status bwd_bn(hs_graph *g, graph_node *n) {
     int64_t xs[4];
     bn_shape(IN(g, n, 0), xs);
     float *dx = graph_input_grad(g, n, 0), *dgam = graph_input_grad(g, n, 1), *dbet = graph_input_grad(g, n, 2);
-    if (g->training)
-        return hs_batchnorm2d_backward_train(dx, dgam, dbet, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1),
-                                             graph_buf_ptr(g, n->save_buf[0]), graph_buf_ptr(g, n->save_buf[1]), xs);
+    if (g->training)   // fused: DOUT is the gradient of the ReLU's output, OUT its value (the mask)
+        return hs_batchnorm2d_relu_backward_train(dx, dgam, dbet, DOUT(g, n), n->fuse_relu ? OUT(g, n) : NULL,
+                                                  VAL(g, n, 0), VAL(g, n, 1), graph_buf_ptr(g, n->save_buf[0]),
+                                                  graph_buf_ptr(g, n->save_buf[1]), xs, (int)(n->assign & 1));
     return hs_batchnorm2d_backward_eval(dx, dgam, dbet, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 3),
                                         VAL(g, n, 4), xs, n->a.eps);
 }
@@ -1099,6 +1103,23 @@ static const graph_op_desc ops[HS_OP_COUNT] = {
 };
 
 const graph_op_desc *graph_op(hs_opkind k) { return &ops[k]; }
+
+uint32_t graph_op_assign_mask(hs_opkind k, int training) {
+    switch (k) {
+    case HS_OP_RESHAPE:
+    case HS_OP_FLATTEN:
+    case HS_OP_MAXPOOL2D:
+    case HS_OP_CONV2D:
+    case HS_OP_CONV_TRANSPOSE2D:
+        return 0x1;
+    case HS_OP_BATCHNORM2D:
+        return training ? 0x1 : 0x0;
+    case HS_OP_CONCAT:
+        return ALL;
+    default:
+        return 0;
+    }
+}
 
 const char *hs_opkind_name(hs_opkind k) { return (unsigned)k < HS_OP_COUNT ? ops[k].name : NULL; }
 

@@ -12,7 +12,7 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv_work = PTHREAD_COND_INITIALIZER, cv_done = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t submit_mu = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
-static int n_threads = 0;      // requested (0: not yet decided)
+static atomic_int n_threads;     // requested (0: not yet decided)
 static int n_started = 0;      // workers running
 static uint64_t generation = 0;
 static _Thread_local int in_parallel = 0;
@@ -69,18 +69,19 @@ static int default_threads(void) {
 hs_status hs_set_num_threads(int n) {
     if (n < 1 || n > MAX_THREADS)
         return HS_FAIL(HS_ERR_ARG, "set_num_threads: %d is out of range 1..%d", n, MAX_THREADS);
-    pthread_mutex_lock(&submit_mu);
-    n_threads = n;
-    pthread_mutex_unlock(&submit_mu);
+    atomic_store(&n_threads, n);
     return HS_OK;
 }
 
+// Lock-free: called from inside running jobs (nested hs_parallel_for), where submit_mu is held.
 int hs_get_num_threads(void) {
-    pthread_mutex_lock(&submit_mu);
-    if (n_threads == 0)
-        n_threads = default_threads();
-    int n = n_threads;
-    pthread_mutex_unlock(&submit_mu);
+    int n = atomic_load(&n_threads);
+    if (n == 0) {
+        int expected = 0;
+        n = default_threads();
+        if (!atomic_compare_exchange_strong(&n_threads, &expected, n))
+            n = expected;
+    }
     return n;
 }
 
@@ -90,8 +91,8 @@ void hs_parallel_for(int64_t n, int64_t grain, hs_range_fn fn, void *ctx) {
     if (grain < 1)
         grain = 1;
     int64_t nchunks = (n + grain - 1) / grain;
-    int nt = hs_get_num_threads();
-    if (nt <= 1 || nchunks == 1 || in_parallel) {
+    int nt = in_parallel ? 1 : hs_get_num_threads();  // nested calls run serially in the calling chunk
+    if (nt <= 1 || nchunks == 1) {
         for (int64_t b = 0; b < n; b += grain)
             fn(ctx, b, b + grain < n ? b + grain : n);
         return;

@@ -88,6 +88,7 @@ typedef struct {
     float *dx;
     const float *dout;
     const int32_t *am;
+    int assign;   // max backward: dx planes = routed dout (zero elsewhere)
 } pool_job;
 
 // ---- max ----
@@ -154,7 +155,7 @@ hs_status hs_maxpool2d_forward(float *out, int32_t *argmax, const float *x, cons
     HS_TRY(check(&g, "maxpool2d", xs, p));
     if (!out || !argmax || !x)
         return HS_FAIL(HS_ERR_ARG, "maxpool2d: NULL out, argmax or x");
-    pool_job j = {&g, out, argmax, x, NULL, NULL, NULL};
+    pool_job j = {&g, out, argmax, x, NULL, NULL, NULL, 0};
     hs_parallel_for(g.N * g.C, grain_for(g.H * g.W), max_task, &j);
     return HS_OK;
 }
@@ -167,6 +168,8 @@ static void max_back_task(void *ctx, int64_t b, int64_t e) {
         float *d = j->dx + i * HW;
         const float *go = j->dout + i * P;
         const int32_t *am = j->am + i * P;
+        if (j->assign)
+            memset(d, 0, (size_t)HW * sizeof *d);
         for (int64_t k = 0; k < P; k++)
             if (am[k] >= 0 && am[k] < HW)   // a corrupt argmax is skipped, never written out of bounds
                 d[am[k]] += go[k];
@@ -175,11 +178,16 @@ static void max_back_task(void *ctx, int64_t b, int64_t e) {
 
 hs_status hs_maxpool2d_backward(float *dx, const float *dout, const int32_t *argmax, const int64_t xs[4],
                                 hs_pool2d_params p) {
+    return hs_maxpool2d_backward_assign(dx, dout, argmax, xs, p, 0);
+}
+
+hs_status hs_maxpool2d_backward_assign(float *dx, const float *dout, const int32_t *argmax, const int64_t xs[4],
+                                       hs_pool2d_params p, int assign) {
     geom g = {0};
     HS_TRY(check(&g, "maxpool2d_backward", xs, p));
     if (!dx || !dout || !argmax)
         return HS_FAIL(HS_ERR_ARG, "maxpool2d_backward: NULL dx, dout or argmax");
-    pool_job j = {&g, NULL, NULL, NULL, dx, dout, argmax};
+    pool_job j = {&g, NULL, NULL, NULL, dx, dout, argmax, assign != 0};
     hs_parallel_for(g.N * g.C, grain_for(g.H * g.W), max_back_task, &j);
     return HS_OK;
 }
@@ -277,7 +285,7 @@ hs_status hs_avgpool2d_forward(float *out, const float *x, const int64_t xs[4], 
     HS_TRY(check(&g, "avgpool2d", xs, p));
     if (!out || !x)
         return HS_FAIL(HS_ERR_ARG, "avgpool2d: NULL out or x");
-    pool_job j = {&g, out, NULL, x, NULL, NULL, NULL};
+    pool_job j = {&g, out, NULL, x, NULL, NULL, NULL, 0};
     hs_parallel_for(g.N * g.C, grain_for(g.H * g.W), avg_task, &j);
     return HS_OK;
 }
@@ -287,7 +295,7 @@ hs_status hs_avgpool2d_backward(float *dx, const float *dout, const int64_t xs[4
     HS_TRY(check(&g, "avgpool2d_backward", xs, p));
     if (!dx || !dout)
         return HS_FAIL(HS_ERR_ARG, "avgpool2d_backward: NULL dx or dout");
-    pool_job j = {&g, NULL, NULL, NULL, dx, dout, NULL};
+    pool_job j = {&g, NULL, NULL, NULL, dx, dout, NULL, 0};
     hs_parallel_for(g.N * g.C, grain_for(g.H * g.W), avg_back_task, &j);
     return HS_OK;
 }

@@ -27,6 +27,10 @@ hs_status hs_maxpool2d_forward(float *out, int32_t *argmax /* flat index into th
 // dx (N,C,H,W) += dout (N,C,Ho,Wo) routed through argmax.
 hs_status hs_maxpool2d_backward(float *dx, const float *dout, const int32_t *argmax, const int64_t xs[4],
                                 hs_pool2d_params p);   // +=
+// As hs_maxpool2d_backward, but with assign != 0 each dx plane is first cleared, so dx = routed
+// dout (=): the graph's first writer of a gradient skips the zero fill this way.
+hs_status hs_maxpool2d_backward_assign(float *dx, const float *dout, const int32_t *argmax, const int64_t xs[4],
+                                       hs_pool2d_params p, int assign);
 // out (N,C,Ho,Wo) = window mean; the divisor counts the padding when count_include_pad (never
 // the part of a ceil-mode window beyond the right padding), as PyTorch.
 hs_status hs_avgpool2d_forward(float *out, const float *x, const int64_t xs[4], hs_pool2d_params p);

@@ -112,14 +112,14 @@ typedef struct {
 
 static const double log_adjust = -13.815510557964274;  // log(1e-6), as skimage
 
-static float od_pre(float v) { return logf(fmaxf(v, 1e-6f)) * (float)(1.0 / log_adjust); }
+static void od_pre(float *v, int64_t n) { hs_color_log_block(v, n, 1e-6f, (float)(1.0 / log_adjust)); }
 
-static void k_separate(float *d, const float *s, int64_t n, const void *aux) {
-    const mat3f *a = aux;  // stain_from_rgb: stains = od (row) @ M
+static void k_separate(float *restrict d, const float *restrict s, int64_t n, const void *aux) {
+    const mat3f a = *(const mat3f *)aux;  // stain_from_rgb: stains = od (row) @ M; a local copy vectorises
     for (int64_t i = 0; i < n; i++) {
         float r = s[3 * i], g = s[3 * i + 1], b = s[3 * i + 2];
         for (int j = 0; j < 3; j++) {
-            float v = r * a->m[0][j] + g * a->m[1][j] + b * a->m[2][j];
+            float v = r * a.m[0][j] + g * a.m[1][j] + b * a.m[2][j];
             d[3 * i + j] = v > 0 ? v : 0;
         }
     }

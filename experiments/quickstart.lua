@@ -21,4 +21,14 @@ return {
   train = { epochs = 8, batch = 32, optimizer = "adamw", lr = 3e-3, weight_decay = 1e-4, schedule = "cosine",
     early_stopping = { metric = "macro_f1", patience = 4 } },
   eval = { bootstrap = 500 },
+  -- the promotion gate (histops promote, scripts/ci-promote): see lua/hs/gate.lua for the schema.
+  -- The 64-tile test set gives wide intervals, hence a generous non-inferiority margin.
+  policy = {
+    floors = { macro_f1 = 0.9 },
+    recall_floor = 0.8,
+    non_inferiority = { metric = "macro_f1", delta = 0.05 },
+    golden = { max_disagreement = 0, set = { tiles = 16, seed = 4242 } },
+    budgets = { latency_ms = 50, size_mb = 1 },
+    eval_set = { split = "test", seed = 1 },
+  },
 }

@@ -426,6 +426,55 @@ static int l_naive_bytes(lua_State *L) {
     return 1;
 }
 
+// g:profile(on) switches per-op timing on (clearing the counters) or off; g:profile() returns
+// { fwd_runs=, bwd_runs=, zero_ms=, ops = { {id=, op=, shape=, fwd_ms=, bwd_ms=}, ... } } with the
+// op times in milliseconds per run, ops in execution order (only ops that ran).
+static int l_profile(lua_State *L) {
+    hs_graph *g = check_graph(L);
+    if (!lua_isnoneornil(L, 2)) {
+        LHS_CHECK(L, hs_graph_set_profile(g, lua_toboolean(L, 2)));
+        lua_settop(L, 1);
+        return 1;
+    }
+    double zero;
+    int64_t fr, br;
+    hs_graph_profile_totals(g, &zero, &fr, &br);
+    double fdiv = fr > 0 ? (double)fr : 1.0, bdiv = br > 0 ? (double)br : 1.0;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)fr);
+    lua_setfield(L, -2, "fwd_runs");
+    lua_pushinteger(L, (lua_Integer)br);
+    lua_setfield(L, -2, "bwd_runs");
+    lua_pushnumber(L, zero * 1e3 / bdiv);
+    lua_setfield(L, -2, "zero_ms");
+    lua_newtable(L);
+    int n = hs_graph_num_nodes(g), k = 0;
+    for (int i = 0; i < n; i++) {
+        hs_graph_node_info info;
+        double f, b;
+        LHS_CHECK(L, hs_graph_node(g, i, &info));
+        if (info.kind != HS_NODE_OP)
+            continue;
+        LHS_CHECK(L, hs_graph_profile_node(g, i, &f, &b));
+        if (f == 0.0 && b == 0.0)
+            continue;
+        lua_createtable(L, 0, 5);
+        lua_pushinteger(L, i + 1);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, hs_opkind_name(info.op));
+        lua_setfield(L, -2, "op");
+        push_shape(L, info.ndim, info.shape);
+        lua_setfield(L, -2, "shape");
+        lua_pushnumber(L, f * 1e3 / fdiv);
+        lua_setfield(L, -2, "fwd_ms");
+        lua_pushnumber(L, b * 1e3 / bdiv);
+        lua_setfield(L, -2, "bwd_ms");
+        lua_rawseti(L, -2, ++k);
+    }
+    lua_setfield(L, -2, "ops");
+    return 1;
+}
+
 static int l_num_nodes(lua_State *L) {
     lua_pushinteger(L, hs_graph_num_nodes(check_graph(L)));
     return 1;
@@ -448,7 +497,7 @@ static const luaL_Reg methods[] = {
     {"nodes", l_nodes}, {"num_nodes", l_num_nodes}, {"compile", l_compile}, {"set", l_set},
     {"forward", l_forward}, {"backward", l_backward}, {"value", l_value}, {"grad", l_grad},
     {"set_step", l_set_step}, {"arena_bytes", l_arena_bytes}, {"naive_bytes", l_naive_bytes},
-    {"release", l_release}, {NULL, NULL}};
+    {"profile", l_profile}, {"release", l_release}, {NULL, NULL}};
 
 static const luaL_Reg meta[] = {{"__gc", l_release}, {"__close", l_release}, {"__tostring", l_tostring},
                                 {"__len", l_num_nodes}, {NULL, NULL}};

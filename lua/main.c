@@ -44,6 +44,7 @@ static int pmain(lua_State *L) {
     lua_pushliteral(L, "hs.cli");
     lua_call(L, 1, 1);
     lua_getfield(L, -1, "main");
+    luaL_checkstack(L, argc, "too many arguments");
     for (int i = 1; i < argc; i++)
         lua_pushstring(L, argv[i]);
     lua_call(L, argc - 1, 1);

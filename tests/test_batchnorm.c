@@ -185,6 +185,102 @@ static void test_batchnorm2d_eval_backward_matches_finite_differences(void **sta
     check_fd(0);
 }
 
+// ---- fused batchnorm2d + ReLU ----
+
+// relu(bn(x)) fused == relu applied to the unfused output; its backward == the unfused backward
+// of dout masked by out > 0, added (+=) or assigned (=).
+static void test_batchnorm2d_relu_fused_matches_unfused_forward_and_backward(void **state) {
+    (void)state;
+    int64_t xs[4] = {3, 5, 7, 9};   // plane of 63: the 16-lane loops and their tails
+    int64_t n = prod4(xs), C = xs[1];
+    float *x = randn(n, 31, 1.5f, 0.2f), *gm = randn(C, 32, 1.0f, 0), *bt = randn(C, 33, 1.0f, 0);
+    float *rm = randn(C, 34, 0.5f, 0), *rv = randn(C, 35, 0.1f, 1.0f), *rm2 = copy_of(rm, C), *rv2 = copy_of(rv, C);
+    float *out = malloc((size_t)n * 4), *fused = malloc((size_t)n * 4);
+    float *sm = malloc((size_t)C * 4), *sr = malloc((size_t)C * 4), *sm2 = malloc((size_t)C * 4), *sr2 = malloc((size_t)C * 4);
+    assert_int_equal(hs_batchnorm2d_forward_train(out, sm, sr, rm, rv, x, gm, bt, xs, 0.1f, 1e-5f), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_forward_train(fused, sm2, sr2, rm2, rv2, x, gm, bt, xs, 0.1f, 1e-5f), HS_OK);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+    assert_memory_equal(fused, out, (size_t)n * 4);
+    assert_memory_equal(sm, sm2, (size_t)C * 4);
+    assert_memory_equal(rv, rv2, (size_t)C * 4);
+    // eval
+    float *ev = malloc((size_t)n * 4), *evf = malloc((size_t)n * 4);
+    assert_int_equal(hs_batchnorm2d_forward_eval(ev, x, gm, bt, rm, rv, xs, 1e-5f), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_forward_eval(evf, x, gm, bt, rm, rv, xs, 1e-5f), HS_OK);
+    for (int64_t i = 0; i < n; i++)
+        ev[i] = ev[i] > 0.0f ? ev[i] : 0.0f;
+    assert_memory_equal(evf, ev, (size_t)n * 4);
+    // backward: unfused reference = masked dout through the plain backward
+    float *dout = randn(n, 36, 1.0f, 0), *masked = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++)
+        masked[i] = fused[i] > 0.0f ? dout[i] : 0.0f;
+    float *dx = randn(n, 37, 1.0f, 0), *dg = randn(C, 38, 1.0f, 0), *db = randn(C, 39, 1.0f, 0);
+    float *dx2 = copy_of(dx, n), *dg2 = copy_of(dg, C), *db2 = copy_of(db, C);
+    assert_int_equal(hs_batchnorm2d_backward_train(dx, dg, db, masked, x, gm, sm, sr, xs), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx2, dg2, db2, dout, fused, x, gm, sm, sr, xs, 0), HS_OK);
+    hs_expect_close(dx2, dx, (size_t)n, 1e-5, 1e-5);
+    hs_expect_close(dg2, dg, (size_t)C, 1e-5, 1e-5);
+    hs_expect_close(db2, db, (size_t)C, 1e-5, 1e-5);
+    // assign: the old dx contents do not matter
+    float *dx3 = calloc((size_t)n, 4), *dx4 = randn(n, 40, 1e3f, 0);
+    float *dg3 = calloc((size_t)C, 4), *db3 = calloc((size_t)C, 4);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx3, dg3, db3, dout, fused, x, gm, sm, sr, xs, 0), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx4, dg3, db3, dout, fused, x, gm, sm, sr, xs, 1), HS_OK);
+    hs_expect_close(dx4, dx3, (size_t)n, 1e-6, 1e-5);
+    // out NULL: plain batchnorm, assigned
+    float *dx5 = randn(n, 41, 1e3f, 0), *dx6 = calloc((size_t)n, 4);
+    assert_int_equal(hs_batchnorm2d_backward_train(dx6, dg3, db3, dout, x, gm, sm, sr, xs), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx5, dg3, db3, dout, NULL, x, gm, sm, sr, xs, 1), HS_OK);
+    hs_expect_close(dx5, dx6, (size_t)n, 1e-6, 1e-5);
+    free(x), free(gm), free(bt), free(rm), free(rv), free(rm2), free(rv2), free(out), free(fused), free(sm), free(sr);
+    free(sm2), free(sr2), free(ev), free(evf), free(dout), free(masked), free(dx), free(dg), free(db), free(dx2);
+    free(dg2), free(db2), free(dx3), free(dx4), free(dg3), free(db3), free(dx5), free(dx6);
+}
+
+typedef struct {
+    int64_t xs[4], n;
+    float *x, *gm, *bt, *R, *out, *sm, *sr;
+} fdr_ctx;
+
+static double fdr_loss(void *v) {
+    fdr_ctx *c = v;
+    assert_int_equal(hs_batchnorm2d_relu_forward_train(c->out, c->sm, c->sr, NULL, NULL, c->x, c->gm, c->bt, c->xs,
+                                                       0.1f, 1e-5f),
+                     HS_OK);
+    double s = 0;
+    for (int64_t i = 0; i < c->n; i++)
+        s += (double)c->out[i] * (double)c->R[i];
+    return s;
+}
+
+static void test_batchnorm2d_relu_backward_matches_finite_differences(void **state) {
+    (void)state;
+    fdr_ctx c = {.xs = {3, 2, 3, 3}};
+    c.n = prod4(c.xs);
+    int64_t C = c.xs[1];
+    c.x = randn(c.n, 51, 1.0f, 0.3f), c.gm = randn(C, 52, 1.0f, 0), c.bt = randn(C, 53, 0.3f, 0);
+    c.R = randn(c.n, 54, 1.0f, 0);
+    c.out = malloc((size_t)c.n * 4), c.sm = malloc((size_t)C * 4), c.sr = malloc((size_t)C * 4);
+    fdr_loss(&c);
+    float *y = copy_of(c.out, c.n);
+    // keep every pre-activation away from the ReLU kink: finite differences need smoothness there
+    float *dx = calloc((size_t)c.n, 4), *dg = calloc((size_t)C, 4), *db = calloc((size_t)C, 4);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx, dg, db, c.R, y, c.x, c.gm, c.sm, c.sr, c.xs, 1), HS_OK);
+    float *num = malloc((size_t)c.n * 4);
+    for (int64_t i = 0; i < c.n; i++)
+        num[i] = (float)hs_numeric_grad(fdr_loss, &c, c.x, (size_t)i, 1e-3f);
+    hs_expect_close(dx, num, (size_t)c.n, 3e-3, 3e-3);
+    for (int64_t i = 0; i < C; i++)
+        num[i] = (float)hs_numeric_grad(fdr_loss, &c, c.gm, (size_t)i, 1e-3f);
+    hs_expect_close(dg, num, (size_t)C, 3e-3, 3e-3);
+    for (int64_t i = 0; i < C; i++)
+        num[i] = (float)hs_numeric_grad(fdr_loss, &c, c.bt, (size_t)i, 1e-3f);
+    hs_expect_close(db, num, (size_t)C, 3e-3, 3e-3);
+    free(num), free(dx), free(dg), free(db), free(y);
+    free(c.x), free(c.gm), free(c.bt), free(c.R), free(c.out), free(c.sm), free(c.sr);
+}
+
 static void test_batchnorm2d_results_identical_for_one_and_two_threads(void **state) {
     (void)state;
     int saved = hs_get_num_threads();
@@ -234,6 +330,8 @@ int main(void) {
         cmocka_unit_test(test_batchnorm2d_train_backward_matches_finite_differences),
         cmocka_unit_test(test_batchnorm2d_eval_backward_matches_finite_differences),
         cmocka_unit_test(test_batchnorm2d_results_identical_for_one_and_two_threads),
+        cmocka_unit_test(test_batchnorm2d_relu_fused_matches_unfused_forward_and_backward),
+        cmocka_unit_test(test_batchnorm2d_relu_backward_matches_finite_differences),
         cmocka_unit_test(test_batchnorm2d_rejects_single_value_per_channel_and_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "color.h"
+#include "rng.h"
 #include "stain.h"
 #include "tensor.h"
 
@@ -254,6 +255,146 @@ static void test_reinhard_apply_moves_lab_statistics_to_the_target(void **state)
     hs_tensor_free(img);
 }
 
+// ---- the vectorised kernels against plain double-precision loops (libm) ----
+
+// (h,w,3) image of random values in [0,1] (F32) or 0..255 (U8), with some grays, equal maxima,
+// black and white pixels mixed in; or a view of columns 3..3+w of a wider image when view != 0.
+static hs_tensor *random_rgb(hs_tensor **base, hs_dtype dt, int64_t h, int64_t w, int view, uint64_t seed) {
+    hs_tensor *b = new_img(dt, h, w + (view ? 7 : 0), 3), *v = b;
+    for (int64_t i = 0; i < hs_tensor_numel(b); i++) {
+        double u = (double)hs_rng_uniform(seed, 3, (uint64_t)i);
+        hs_tensor_set_flat(b, i, dt == HS_DTYPE_U8 ? floor(u * 256) : u);
+    }
+    int64_t np = hs_tensor_numel(b) / 3;
+    for (int64_t p = 0; p < np; p += 5) {  // every 5th pixel: a special case
+        double a = hs_tensor_get_flat(b, 3 * p), c = hs_tensor_get_flat(b, 3 * p + 2);
+        switch ((p / 5) % 4) {
+        case 0: hs_tensor_set_flat(b, 3 * p + 1, a), hs_tensor_set_flat(b, 3 * p + 2, a); break;  // gray
+        case 1: hs_tensor_set_flat(b, 3 * p + 1, c > a ? c : a); break;                           // ties
+        case 2: for (int k = 0; k < 3; k++) hs_tensor_set_flat(b, 3 * p + k, 0); break;
+        default: for (int k = 0; k < 3; k++) hs_tensor_set_flat(b, 3 * p + k, dt == HS_DTYPE_U8 ? 255 : 1); break;
+        }
+    }
+    if (view)
+        assert_int_equal(hs_tensor_narrow(&v, b, 1, 3, w), HS_OK);
+    *base = b;
+    return v;
+}
+
+static double px_float(const hs_tensor *t, int64_t y, int64_t x, int c) {
+    int64_t off = y * t->stride[0] + x * t->stride[1] + c * t->stride[2];
+    return t->dtype == HS_DTYPE_U8 ? ((const uint8_t *)t->data)[off] / 255.0 : (double)((const float *)t->data)[off];
+}
+
+static double ref_lab_f(double t) { return t > 0.008856 ? cbrt(t) : 7.787 * t + 16.0 / 116.0; }
+
+static void test_vectorised_color_kernels_match_plain_loops_on_odd_sizes_and_views(void **state) {
+    (void)state;
+    static const int64_t sizes[][2] = {{1, 1}, {3, 7}, {17, 300}, {2, 257}};
+    static const double m[3][3] = {{0.412453, 0.357580, 0.180423}, {0.212671, 0.715160, 0.072169},
+                                   {0.019334, 0.119193, 0.950227}};
+    static const double white[3] = {0.95047, 1.0, 1.08883};
+    hs_stain_matrix sm;
+    assert_int_equal(hs_stain_matrix_named(&sm, "hed"), HS_OK);
+    uint64_t seed = 1;
+    for (int dt = 0; dt < 2; dt++)
+        for (int view = 0; view < 2; view++)
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                int64_t h = sizes[si][0], w = sizes[si][1];
+                hs_dtype t = dt ? HS_DTYPE_F32 : HS_DTYPE_U8;
+                hs_tensor *base, *x = random_rgb(&base, t, h, w, view, seed++);
+                hs_tensor *hsv = new_img(HS_DTYPE_F32, h, w, 3), *lab = new_img(HS_DTYPE_F32, h, w, 3);
+                hs_tensor *hed = new_img(HS_DTYPE_F32, h, w, 3), *gray = new_img(t, h, w, 0);
+                assert_int_equal(hs_color_rgb2hsv(hsv, x), HS_OK);
+                assert_int_equal(hs_color_rgb2lab(lab, x), HS_OK);
+                assert_int_equal(hs_stain_rgb2hed(hed, x), HS_OK);
+                assert_int_equal(hs_color_rgb2gray(gray, x), HS_OK);
+                const float *H = hsv->data, *L = lab->data, *D = hed->data;
+                for (int64_t y = 0; y < h; y++)
+                    for (int64_t xx = 0; xx < w; xx++) {
+                        int64_t o = 3 * (y * w + xx);
+                        float r = (float)px_float(x, y, xx, 0), g = (float)px_float(x, y, xx, 1);
+                        float b = (float)px_float(x, y, xx, 2);
+                        // HSV: skimage's branches in float, bit-exact
+                        float v = fmaxf(r, fmaxf(g, b)), delta = v - fminf(r, fminf(g, b)), hh = 0, sat = 0;
+                        if (delta != 0) {
+                            hh = b == v ? 4.0f + (r - g) / delta : g == v ? 2.0f + (b - r) / delta : (g - b) / delta;
+                            hh = hh / 6.0f;
+                            hh -= floorf(hh);
+                            sat = delta / v;
+                        }
+                        assert_true(H[o] == hh && H[o + 1] == sat && H[o + 2] == v);
+                        // Lab in double with libm's pow and cbrt
+                        double lin[3], f[3];
+                        for (int c = 0; c < 3; c++) {
+                            double u = px_float(x, y, xx, c);
+                            lin[c] = u > 0.04045 ? pow((u + 0.055) / 1.055, 2.4) : u / 12.92;
+                        }
+                        for (int c = 0; c < 3; c++)
+                            f[c] = ref_lab_f((m[c][0] * lin[0] + m[c][1] * lin[1] + m[c][2] * lin[2]) / white[c]);
+                        double want_lab[3] = {116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])};
+                        for (int c = 0; c < 3; c++)
+                            if (fabs((double)L[o + c] - want_lab[c]) > 2e-5 + 1e-6 * fabs(want_lab[c]))
+                                fail_msg("lab (%lld,%lld,%d): %.8g, want %.8g", (long long)y, (long long)xx, c,
+                                         (double)L[o + c], want_lab[c]);
+                        // HED in double
+                        double od[3];
+                        for (int c = 0; c < 3; c++)
+                            od[c] = log(fmax(px_float(x, y, xx, c), 1e-6)) / log(1e-6);
+                        for (int c = 0; c < 3; c++) {
+                            double want = od[0] * sm.stain_from_rgb[0][c] + od[1] * sm.stain_from_rgb[1][c] +
+                                          od[2] * sm.stain_from_rgb[2][c];
+                            want = want > 0 ? want : 0;
+                            if (fabs((double)D[o + c] - want) > 2e-6 + 1e-5 * fabs(want))
+                                fail_msg("hed (%lld,%lld,%d): %.8g, want %.8g", (long long)y, (long long)xx, c,
+                                         (double)D[o + c], want);
+                        }
+                        // gray: OpenCV's fixed point (U8) or float weights
+                        int64_t go = y * w + xx;
+                        if (t == HS_DTYPE_U8) {
+                            const uint8_t *p = (const uint8_t *)x->data + y * x->stride[0] + xx * x->stride[1];
+                            unsigned want = (p[0] * 9798u + p[1] * 19235u + p[2] * 3735u + (1u << 14)) >> 15;
+                            assert_int_equal(((const uint8_t *)gray->data)[go], want);
+                        } else {
+                            assert_true(((const float *)gray->data)[go] == 0.299f * r + 0.587f * g + 0.114f * b);
+                        }
+                    }
+                if (view)
+                    hs_tensor_free(x);
+                hs_tensor_free(base);
+                hs_tensor_free(hsv);
+                hs_tensor_free(lab);
+                hs_tensor_free(hed);
+                hs_tensor_free(gray);
+            }
+}
+
+// sRGB expansion and logs far outside [0,1] (F32 input is not clamped): finite where libm is.
+static void test_float_color_kernels_handle_out_of_range_values(void **state) {
+    (void)state;
+    static const float vals[] = {-1.0f, 0.0f, 1e-30f, 0.04045f, 0.5f, 2.0f, 1e3f, 1e10f};
+    int64_t n = (int64_t)(sizeof vals / sizeof vals[0]);
+    hs_tensor *x = new_img(HS_DTYPE_F32, 1, n, 3), *lab = new_img(HS_DTYPE_F32, 1, n, 3),
+              *hed = new_img(HS_DTYPE_F32, 1, n, 3);
+    float *p = x->data;
+    for (int64_t i = 0; i < n; i++)
+        p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = vals[i];
+    assert_int_equal(hs_color_rgb2lab(lab, x), HS_OK);
+    assert_int_equal(hs_stain_rgb2hed(hed, x), HS_OK);
+    for (int64_t i = 0; i < n; i++) {
+        double u = vals[i], lin = u > 0.04045 ? pow((u + 0.055) / 1.055, 2.4) : u / 12.92;
+        double fy = ref_lab_f(lin), want_l = 116 * fy - 16;
+        double got_l = ((const float *)lab->data)[3 * i];
+        if (fabs(got_l - want_l) > 1e-4 * (1 + fabs(want_l)))
+            fail_msg("L of gray %g: %.8g, want %.8g", (double)vals[i], got_l, want_l);
+        for (int c = 0; c < 3; c++)
+            assert_true(isfinite(((const float *)hed->data)[3 * i + c]));
+    }
+    hs_tensor_free(x);
+    hs_tensor_free(lab);
+    hs_tensor_free(hed);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgb2gray_u8_matches_opencv_fixed_point),
@@ -265,6 +406,8 @@ int main(void) {
         cmocka_unit_test(test_convert_rounds_half_to_even_and_saturates),
         cmocka_unit_test(test_macenko_fit_recovers_synthetic_stains_and_apply_matches_target),
         cmocka_unit_test(test_reinhard_apply_moves_lab_statistics_to_the_target),
+        cmocka_unit_test(test_vectorised_color_kernels_match_plain_loops_on_odd_sizes_and_views),
+        cmocka_unit_test(test_float_color_kernels_handle_out_of_range_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -266,6 +266,43 @@ static void test_filters_accept_strided_views(void **state) {
     hs_tensor_free(b);
 }
 
+// The register sorting networks (k = 3, 5), the histogram (U8, k >= 7) and the sort path against
+// the plain-loop reference, on odd sizes, 1..4 channels, gray images and strided views.
+static void test_median_fast_paths_match_plain_reference_on_odd_sizes_and_views(void **state) {
+    (void)state;
+    static const int64_t dims[][3] = {{1, 1, 3}, {2, 3, 1}, {37, 29, 3}, {5, 41, 0}, {23, 6, 4}, {64, 33, 2}};
+    static const int ks[] = {3, 5, 7};
+    uint64_t seed = 100;
+    for (int dt = 0; dt < 2; dt++) {
+        hs_dtype t = dt ? HS_DTYPE_F32 : HS_DTYPE_U8;
+        for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+            for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
+                const int64_t *d = dims[i];
+                hs_tensor *x = random_img(t, d[0], d[1], d[2], seed++);
+                hs_tensor *a = new_img(t, d[0], d[1], d[2]), *b = new_img(t, d[0], d[1], d[2]);
+                assert_int_equal(hs_filter_median(a, x, ks[k]), HS_OK);
+                assert_int_equal(hs_filter_median_ref(b, x, ks[k]), HS_OK);
+                expect_tensors_equal(a, b);
+                hs_tensor_free(x);
+                hs_tensor_free(a);
+                hs_tensor_free(b);
+            }
+        // a strided view: columns 4..34 of a 19x40x3 image
+        hs_tensor *x = random_img(t, 19, 40, 3, seed++), *view;
+        assert_int_equal(hs_tensor_narrow(&view, x, 1, 4, 31), HS_OK);
+        for (size_t k = 0; k < 2; k++) {
+            hs_tensor *a = new_img(t, 19, 31, 3), *b = new_img(t, 19, 31, 3);
+            assert_int_equal(hs_filter_median(a, view, ks[k]), HS_OK);
+            assert_int_equal(hs_filter_median_ref(b, view, ks[k]), HS_OK);
+            expect_tensors_equal(a, b);
+            hs_tensor_free(a);
+            hs_tensor_free(b);
+        }
+        hs_tensor_free(view);
+        hs_tensor_free(x);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gaussian_ksize_follows_opencv_rule),
@@ -281,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_unsharp_with_zero_amount_is_identity_and_sharpens_edges),
         cmocka_unit_test(test_filters_do_not_depend_on_thread_count),
         cmocka_unit_test(test_filters_accept_strided_views),
+        cmocka_unit_test(test_median_fast_paths_match_plain_reference_on_odd_sizes_and_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -249,8 +249,9 @@ function M.eval_segmentation(model, cfg, part)
 end
 
 -- ---------------------------------------------------------------- the run
-local function run_id()
-  local t = os.date("!%Y%m%d-%H%M%S")
+local function run_id()   -- sorts chronologically (millisecond resolution), then a random suffix
+  local nowt = now()
+  local t = os.date("!%Y%m%d-%H%M%S", math.floor(nowt)) .. ("%03d"):format(math.floor((nowt % 1) * 1000))
   local r = hs.sys.sha256(tostring(now()) .. tostring(hs.sys.pid()) .. tostring(clock())):sub(1, 6)
   return t .. "-" .. r
 end
@@ -360,6 +361,22 @@ function run_inner(cfg, opts, state)
   local cval = cache_split(run, splits.val, hw, C)
   local ctest = splits.test == splits.val and cval or cache_split(run, splits.test, hw, C)
   log(run, "decoded %d images in %.1f s", ctrain.n + cval.n + (ctest == cval and 0 or ctest.n), clock() - t0)
+
+  -- input normalisation "auto": per-channel mean/std of (up to 512) training images
+  if cfg.input.mean == "auto" or cfg.input.std == "auto" then
+    local m = math.min(ctrain.n, 512)
+    local sub = ctrain.cache:narrow(1, 1, m):astype("f32")
+    local mean, std = {}, {}
+    for c = 1, C do
+      local ch = sub:select(4, c)
+      mean[c] = ch:mean():item() / 255
+      std[c] = math.max(ch:std():item() / 255, 1e-3)
+    end
+    cfg.input.mean, cfg.input.std = mean, std
+    log(run, "input normalisation from %d training images: mean {%s} std {%s}", m,
+      table.concat((function() local t = {} for i, v in ipairs(mean) do t[i] = ("%.3f"):format(v) end return t end)(), ", "),
+      table.concat((function() local t = {} for i, v in ipairs(std) do t[i] = ("%.3f"):format(v) end return t end)(), ", "))
+  end
 
   -- model
   nn.manual_seed(cfg.seed)
@@ -494,6 +511,10 @@ function run_inner(cfg, opts, state)
   local model_meta = { format = "histops-model-1", experiment = cfg.name, run = run.id, classes = classes or {},
     input = cfg.input, pipeline = pipeline, task = cfg.task, data_fingerprint = fp.all,
     architecture = cfg.architecture or "custom" }
+  -- what monitoring compares served inputs against (hs/monitor.lua)
+  local okm, monitor_stats = pcall(function() return require("hs.monitor").training_stats(ctrain.cache, ctrain.labels, classes) end)
+  if okm then model_meta.monitor = monitor_stats else log(run, "training statistics not recorded: %s", tostring(monitor_stats)) end
+  model_meta.policy = cfg.policy
   model_meta.experiment_source = hs.sys.read_file(cfg._path)
   model_meta.experiment_file = cfg._path:match("([^/]+)$")
   model_meta.overrides = opts.overrides or {}
@@ -506,7 +527,11 @@ function run_inner(cfg, opts, state)
       classes = classes, skipped = run.skipped or 0 },
     pipeline = pipeline, metrics = final, history = run.history,
     environment = M.environment(),
+    monitor = model_meta.monitor,
   }
+  if eval_detail.y_true then   -- per-item test predictions: paired bootstrap in `histops compare`
+    record.predictions = { y_true = eval_detail.y_true, y_pred = eval_detail.y_pred }
+  end
   write_json(run.dir .. "/params.json", config.public(cfg))
   write_json(run.dir .. "/metrics.json", final)
   local hist = {}
@@ -528,6 +553,13 @@ function run_inner(cfg, opts, state)
       ["model.safetensors"] = run.dir .. "/model.safetensors", ["report.html"] = run.dir .. "/report.html",
       ["split.csv"] = run.dir .. "/split.csv" })
     if not ok then log(run, "recording in git failed: %s", tostring(err)) end
+  end
+  if cfg.register or opts.register then
+    local name = opts.register or cfg.register
+    if name == true then name = cfg.name end
+    local ok, v, a = pcall(function() return require("hs.registry").register_after_run(run.dir, name, cfg.name) end)
+    if ok and v then log(run, "registered %s@%d", v.name, v.version)
+    else log(run, "not registered: %s", tostring(ok and a or v)) end
   end
   log(run, "run folder: %s", run.dir)
   if run.logf then run.logf:close() end

@@ -16,7 +16,7 @@ local function optional(name)
   return nil
 end
 
-for _, name in ipairs { "tensorops", "io", "json", "graph", "optim", "image", "imgproc", "git", "serve", "sys", "synth", "loader" } do
+for _, name in ipairs { "tensorops", "io", "json", "graph", "optim", "image", "imgproc", "git", "serve", "sys", "synth", "loader", "ihc", "classic" } do
   local m = optional("hs." .. name)
   if m then
     hs[name] = hs[name] or m
@@ -32,10 +32,22 @@ if hs.image and hs.imgproc then
 end
 
 hs.version = "0.1.0"
+package.loaded["histops"] = hs
+
+-- IHC quantification: C kernels (hs.ihc) plus the Lua API (hs.ihc.quantify, ...)
+if hs.ihc then
+  for k, v in pairs(require "hs.ihc_quant") do hs.ihc[k] = v end
+end
 
 -- pure-Lua layers: loaded lazily so that `require "histops"` stays cheap
 setmetatable(hs, { __index = function(t, k)
   if k == "nn" and t.graph then t.nn = require "hs.nn"; return t.nn end
+  if k == "pipeline" then t.pipeline = require "hs.pipeline"; return t.pipeline end
+  if k == "models" then t.models = require "hs.model_io"; return t.models end
+  if k == "registry" then t.registry = require "hs.registry"; return t.registry end
+  if k == "runs" then t.runs = require "hs.runs"; return t.runs end
+  if k == "metrics" then t.metrics = require "hs.metrics"; return t.metrics end
+  if k == "data" then t.data = require "hs.data"; return t.data end
   return nil
 end })
 package.loaded["histops"] = hs

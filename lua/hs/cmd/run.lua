@@ -1,5 +1,5 @@
 -- lua/hs/cmd/run.lua: `histops run EXPERIMENT.lua [--set key=value ...] [--resume RUN_DIR]
--- [--out DIR] [--quiet] [--json]`: train and evaluate an experiment, write its run folder.
+-- [--out DIR] [--register NAME] [--no-git] [--quiet] [--json]`: train and evaluate an experiment, write its run folder.
 local M = { help = "train and evaluate an experiment script; writes a run folder (see README)" }
 
 function M.run(args)
@@ -17,6 +17,7 @@ function M.run(args)
     elseif a == "--quiet" then opts.quiet = true
     elseif a == "--json" then opts.json = true
     elseif a == "--no-git" then opts.no_git = true
+    elseif a == "--register" then opts.register = args[i + 1] or error("--register needs a model name", 0); i = i + 1
     elseif a:sub(1, 2) == "--" then io.stderr:write("histops run: unknown option ", a, "\n"); return 2
     elseif not file then file = a
     else io.stderr:write("histops run: unexpected argument ", a, "\n"); return 2 end

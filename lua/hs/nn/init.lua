@@ -39,6 +39,7 @@ local function next_seed()
   init_draw = init_draw + 1
   return init_seed * 1000003 + init_draw
 end
+nn._next_seed = function() return next_seed() end
 nn.init = {}
 function nn.init.uniform_(t, lo, hi)
   t:copy(hs.rand(t:shape(), { seed = next_seed(), lo = lo, hi = hi }))

@@ -207,13 +207,12 @@ return function(nn)
   local Dropout = class(Module)
   Dropout.__name = "Dropout"
   nn.Dropout = Dropout
-  local dropout_count = 0
   function Dropout:__init(p, seed)
     Module.__init(self)
     self.p = p or 0.5
     if self.p < 0 or self.p >= 1 then error("Dropout: p must be in [0, 1), got " .. tostring(self.p), 2) end
-    dropout_count = dropout_count + 1
-    self.seed = seed or dropout_count
+    -- default seed from the nn.manual_seed stream: the same model code gives the same masks
+    self.seed = seed or nn._next_seed()
   end
   function Dropout:forward(x)
     if not self.training or self.p == 0 then return x end
