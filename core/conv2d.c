@@ -490,7 +490,34 @@ typedef struct {
     float *out;
     const float *x, *w, *bias;
     float *ws;
+    const hs_conv2d_epilogue *ep;   // NULL: none
 } tile_job;
+
+// o[0..n) = act(o * scale + shift) for output channel co (the fused eval-mode batchnorm + ReLU).
+static void epilogue_row(float *o, int64_t n, const hs_conv2d_epilogue *ep, int64_t co) {
+    float sc = ep->scale ? ep->scale[co] : 1.0f, sh = ep->shift ? ep->shift[co] : 0.0f;
+    if (ep->relu) {
+        for (int64_t k = 0; k < n; k++) {
+            float v = o[k] * sc + sh;
+            o[k] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+        for (int64_t k = 0; k < n; k++)
+            o[k] = o[k] * sc + sh;
+    }
+}
+
+typedef struct {
+    float *out;
+    const hs_conv2d_epilogue *ep;
+    int64_t C, plane;
+} ep_job;
+
+static void epilogue_task(void *ctx, int64_t b, int64_t e) {
+    const ep_job *j = ctx;
+    for (int64_t i = b; i < e; i++)
+        epilogue_row(j->out + i * j->plane, j->plane, j->ep, i % j->C);
+}
 
 static void tile_fwd_lane(void *ctx, int64_t b, int64_t e) {
     const tile_job *j = ctx;
@@ -521,6 +548,9 @@ static void tile_fwd_lane(void *ctx, int64_t b, int64_t e) {
                     }
                 hs_sgemm(0, 0, (int)g->Coutg, (int)np, (int)g->K, 1.0f, j->w + gi * g->Coutg * g->K, (int)g->K, B,
                          (int)ldb, j->bias ? 1.0f : 0.0f, o, (int)P);
+                if (j->ep)   // while the tile is in cache
+                    for (int64_t co = 0; co < g->Coutg; co++)
+                        epilogue_row(o + co * P, np, j->ep, gi * g->Coutg + co);
             }
         }
     }
@@ -618,6 +648,8 @@ static void blk_fwd_lane(void *ctx, int64_t b, int64_t e) {
                         float bv = j->bias ? j->bias[gi * g->Coutg + co] : 0.0f;
                         for (int64_t k = 0; k < P; k++)
                             dst[k] = src[k] + bv;
+                        if (j->ep)
+                            epilogue_row(dst, P, j->ep, gi * g->Coutg + co);
                     }
             }
         }
@@ -681,6 +713,19 @@ static void blk_bwd_lane(void *ctx, int64_t b, int64_t e) {
 
 hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
                             const int64_t ws_[4], hs_conv2d_params p, float *ws) {
+    return hs_conv2d_forward_fused(out, x, w, bias, xs, ws_, p, NULL, ws);
+}
+
+// The paths without a tile loop apply the epilogue in one more pass over the output.
+static void epilogue_pass(float *out, const geom *g, const hs_conv2d_epilogue *ep) {
+    if (!ep)
+        return;
+    ep_job j = {out, ep, g->Cout, g->P};
+    hs_parallel_for(g->N * g->Cout, grain_for(g->P), epilogue_task, &j);
+}
+
+hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
+                                  const int64_t ws_[4], hs_conv2d_params p, const hs_conv2d_epilogue *ep, float *ws) {
     geom g = {0};
     HS_TRY(check_conv(&g, "conv2d", xs, ws_, p));
     if (!out || !x || !w)
@@ -690,6 +735,7 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
     if (g.depthwise) {
         dw_job j = {&g, out, x, w, bias, NULL, NULL, NULL, 0};
         hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_forward_task, &j);
+        epilogue_pass(out, &g, ep);
         return HS_OK;
     }
     if (g.tiled || g.imgblk) {
@@ -697,7 +743,7 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
         int bt = hs_blas_get_threads();
         if (hs_get_num_threads() > 1)
             hs_blas_set_threads(1);
-        tile_job j = {&g, out, x, w, bias, ws};
+        tile_job j = {&g, out, x, w, bias, ws, ep};
         hs_parallel_for(LANES, 1, g.tiled ? tile_fwd_lane : blk_fwd_lane, &j);
         hs_blas_set_threads(bt);
         return HS_OK;
@@ -727,6 +773,7 @@ hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const fl
             }
         }
     }
+    epilogue_pass(out, &g, ep);
     return HS_OK;
 }
 

@@ -26,11 +26,19 @@ typedef struct { int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups; } h
 
 // out = (N, Cout, Ho, Wo) for x shape `x` and weight shape `w`; validates everything.
 hs_status hs_conv2d_out_shape(int64_t out[4], const int64_t x[4], const int64_t w[4], hs_conv2d_params p);
+// A per-output-channel epilogue fused into the forward: out = act((conv + bias) * scale[co] +
+// shift[co]) with act = ReLU when relu != 0; scale / shift NULL mean 1 / 0. The graph folds an
+// eval-mode batchnorm (and the ReLU after it) into the conv in front of it this way.
+typedef struct { const float *scale, *shift; int relu; } hs_conv2d_epilogue;
+
 // Floats of scratch needed by hs_conv2d_forward and hs_conv2d_backward (0 for invalid shapes).
 size_t hs_conv2d_workspace_size(const int64_t x[4], const int64_t w[4], hs_conv2d_params p);
 // out (N,Cout,Ho,Wo) = conv2d(x, w) + bias.
 hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
                             const int64_t ws_[4], hs_conv2d_params p, float *ws);
+// hs_conv2d_forward followed by the epilogue ep (NULL: none), applied while each tile is in cache.
+hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
+                                  const int64_t ws_[4], hs_conv2d_params p, const hs_conv2d_epilogue *ep, float *ws);
 // dx (N,C,H,W) += ..., dw (Cout,C/G,KH,KW) += ..., dbias (Cout) += sum of dout; dx and dbias may
 // be NULL (skipped). dout (N,Cout,Ho,Wo).
 hs_status hs_conv2d_backward(float *dx /*NULL: skip*/, float *dw, float *dbias /*NULL: skip*/, const float *dout,

@@ -555,7 +555,7 @@ static hs_status concat_run(hs_graph *g, graph_node *n, int backward) {
             for (int64_t o = 0; o < outer; o++) {
                 float *po = out + (o * Dout + off) * inner;
                 float *px = xj + o * blk;
-                if (backward && ((n->assign >> (j < 31 ? j : 31)) & 1))
+                if (backward && j < 32 && ((n->assign >> j) & 1))
                     memcpy(px, po, (size_t)blk * sizeof *po);
                 else if (backward)
                     for (int64_t k = 0; k < blk; k++)

@@ -258,7 +258,7 @@ static void make_items(void *vctx, int64_t b0, int64_t b1) {
                 for (int x = 0; x < w; x++) {
                     int sy, sx;
                     src_coord(&a, h, w, y, x, &sy, &sx);
-                    mo[y * w + x] = m[sy * W + sx] >= 128 ? 1.0f : 0.0f;
+                    mo[y * w + x] = (m[sy * W + sx] >= 128) != (s->invert_mask != 0) ? 1.0f : 0.0f;
                 }
         }
     }

@@ -27,6 +27,7 @@ typedef struct {
     float contrast;            // scale around the mean by U(1-c, 1+c) (training)
     float hed_sigma;           // HED stain jitter: per-stain OD scale N(1, sigma) (training, RGB only)
     float mean[4], std[4];     // normalisation of v/255 per channel (std 0 -> 1)
+    int invert_mask;           // masks: foreground where the mask is < 128 instead of >= 128
     uint64_t seed;
 } hs_batch_spec;
 

@@ -104,6 +104,7 @@ static int l_new(lua_State *L) {
     s.brightness = field_number(L, 3, "brightness", 0);
     s.contrast = field_number(L, 3, "contrast", 0);
     s.hed_sigma = field_number(L, 3, "hed_sigma", 0);
+    s.invert_mask = field_bool(L, 3, "invert_mask", 0);
     field_floats(L, 3, "mean", s.mean, 4);
     field_floats(L, 3, "std", s.std, 4);
     lua_getfield(L, 3, "seed");

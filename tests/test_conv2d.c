@@ -69,6 +69,14 @@ static void run_conv_vs_ref(const conv_case *c, uint64_t seed) {
     assert_int_equal(hs_conv2d_backward(NULL, dw2, NULL, dout, x, w, xs, wsh, p, ws), HS_OK);
     hs_expect_close(dw2, dw_ref, (size_t)nw, GRAD_ATOL, GRAD_RTOL);
     free(dw2);
+    // assign_dx: dx = the gradient whatever it held before (what the graph's first writer uses)
+    float *dxa = randn(nx, seed + 7, 1e3f), *dxz = calloc((size_t)nx, sizeof(float));
+    float *dwa = calloc((size_t)nw, sizeof(float)), *dwz = calloc((size_t)nw, sizeof(float));
+    assert_int_equal(hs_conv2d_backward_assign(dxa, dwa, NULL, dout, x, w, xs, wsh, p, ws, 1), HS_OK);
+    assert_int_equal(hs_conv2d_backward(dxz, dwz, NULL, dout, x, w, xs, wsh, p, ws), HS_OK);
+    assert_memory_equal(dxa, dxz, (size_t)nx * sizeof(float));
+    assert_memory_equal(dwa, dwz, (size_t)nw * sizeof(float));
+    free(dxa), free(dxz), free(dwa), free(dwz);
     free(x), free(w), free(b), free(dout), free(ws), free(out), free(out_ref);
     free(dx), free(dw), free(db), free(dx_ref), free(dw_ref), free(db_ref);
 }
@@ -98,6 +106,10 @@ static const conv_case conv_cases[] = {
     {1, 64, 23, 200, 4, 3, 3, 2, 2, 2, 2},    // tiled with stride, dilation and groups
     {5, 16, 50, 50, 4, 3, 3, 1, 1, 1, 1},     // tiled: more images than lanes, uneven
     {1, 200, 12, 90, 3, 1, 1, 1, 0, 1, 1},    // tiled 1x1 direct, several tiles
+    {40, 64, 6, 6, 8, 3, 3, 1, 1, 1, 1},      // image-block lanes: 4 blocks of 10 images
+    {80, 64, 6, 6, 8, 3, 3, 1, 1, 1, 2},      // image-block lanes, groups, a partial block
+    {28, 2000, 4, 4, 5, 1, 1, 1, 0, 1, 1},    // image-block lanes, 1x1 direct
+    {30, 128, 5, 5, 6, 3, 3, 2, 1, 1, 1},     // image-block lanes with stride 2
 };
 
 static void test_conv2d_matches_reference_loops_on_many_shapes(void **state) {
@@ -135,6 +147,13 @@ static void run_convt_vs_ref(const convt_case *c, uint64_t seed) {
     hs_expect_close(dx, dx_ref, (size_t)nx, GRAD_ATOL, GRAD_RTOL);
     hs_expect_close(dw, dw_ref, (size_t)nw, GRAD_ATOL, GRAD_RTOL);
     hs_expect_close(db, db_ref, (size_t)Cout, GRAD_ATOL, GRAD_RTOL);
+    float *dxa = randn(nx, seed + 7, 1e3f), *dxz = calloc((size_t)nx, sizeof(float));
+    float *dwa = calloc((size_t)nw, sizeof(float)), *dwz = calloc((size_t)nw, sizeof(float));
+    assert_int_equal(hs_conv_transpose2d_backward_assign(dxa, dwa, NULL, dout, x, w, xs, wsh, p, ws, 1), HS_OK);
+    assert_int_equal(hs_conv_transpose2d_backward(dxz, dwz, NULL, dout, x, w, xs, wsh, p, ws), HS_OK);
+    assert_memory_equal(dxa, dxz, (size_t)nx * sizeof(float));
+    assert_memory_equal(dwa, dwz, (size_t)nw * sizeof(float));
+    free(dxa), free(dxz), free(dwa), free(dwz);
     free(x), free(w), free(b), free(dout), free(ws), free(out), free(out_ref);
     free(dx), free(dw), free(db), free(dx_ref), free(dw_ref), free(db_ref);
 }
@@ -319,6 +338,7 @@ static void test_conv2d_results_identical_for_one_and_two_threads(void **state) 
         {{2, 4, 50, 50}, {5, 4, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},
         {{2, 4, 50, 50}, {5, 4, 1, 1}, {1, 1, 0, 0, 1, 1, 1}},
         {{3, 6, 12, 12}, {6, 1, 3, 3}, {2, 2, 1, 1, 1, 1, 6}},
+        {{40, 64, 6, 6}, {8, 64, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // image-block lanes
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int64_t os[4];

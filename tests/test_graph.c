@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -603,6 +604,76 @@ static void test_graph_results_are_bit_identical_for_1_and_2_threads(void **stat
     assert_true(isfinite(l1));
 }
 
+// ---- fusion and profiling ----
+
+// Runs the small CNN for 3 steps with profiling on; returns loss, grads, running stats and the
+// relu node's forward time (0 when the relu was folded into the batchnorm).
+static double run_cnn_profiled(float *loss, float *grads, float *rstats) {
+    cnn m;
+    cnn_build(&m);
+    assert_int_equal(hs_graph_set_profile(m.g, 1), HS_OK);
+    for (uint64_t s = 0; s < 3; s++)
+        cnn_step(&m, s);
+    hs_tensor v;
+    assert_int_equal(hs_graph_value(m.g, m.loss, &v), HS_OK);
+    *loss = ((float *)v.data)[0];
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) {
+        memcpy(grads + off, m.dp[i]->data, hs_tensor_nbytes(m.dp[i]));
+        off += (size_t)hs_tensor_numel(m.dp[i]);
+    }
+    memcpy(rstats, m.rm->data, 8 * sizeof(float));
+    memcpy(rstats + 8, m.rv->data, 8 * sizeof(float));
+    double relu_fwd = -1, conv_fwd = 0, f, b, zero;
+    int64_t fr, br;
+    for (int32_t i = 0; i < hs_graph_num_nodes(m.g); i++) {
+        hs_graph_node_info info;
+        assert_int_equal(hs_graph_node(m.g, i, &info), HS_OK);
+        if (info.kind != HS_NODE_OP)
+            continue;
+        assert_int_equal(hs_graph_profile_node(m.g, i, &f, &b), HS_OK);
+        if (info.op == HS_OP_RELU)
+            relu_fwd = f;
+        if (info.op == HS_OP_CONV2D)
+            conv_fwd += f + b;
+    }
+    hs_graph_profile_totals(m.g, &zero, &fr, &br);
+    assert_int_equal(fr, 3);
+    assert_int_equal(br, 3);
+    assert_true(conv_fwd > 0.0);
+    hs_graph_profile_reset(m.g);
+    hs_graph_profile_totals(m.g, &zero, &fr, &br);
+    assert_int_equal(fr, 0);
+    cnn_free(&m);
+    return relu_fwd;
+}
+
+// conv -> batchnorm -> relu is compiled into conv -> fused batchnorm+relu (and gradients are
+// assigned by their first writer instead of zero-filled): same loss, gradients and running
+// statistics as the unfused graph (HISTOPS_NO_FUSE=1).
+static void test_graph_fused_batchnorm_relu_matches_unfused_graph(void **state) {
+    (void)state;
+    static float g1[2000], g2[2000];
+    float l1, l2, r1[16], r2[16];
+    double relu_fused = run_cnn_profiled(&l1, g1, r1);
+    setenv("HISTOPS_NO_FUSE", "1", 1);
+    double relu_plain = run_cnn_profiled(&l2, g2, r2);
+    unsetenv("HISTOPS_NO_FUSE");
+    assert_true(relu_fused == 0.0);   // folded away: never ran
+    assert_true(relu_plain > 0.0);
+    hs_expect_close(&l1, &l2, 1, 1e-6, 1e-6);
+    hs_expect_close(g1, g2, 2000, 1e-6, 1e-5);
+    hs_expect_close(r1, r2, 16, 1e-6, 1e-6);
+}
+
+static void test_graph_profile_requires_a_compiled_graph(void **state) {
+    (void)state;
+    hs_graph *g;
+    assert_int_equal(hs_graph_new(&g), HS_OK);
+    assert_int_equal(hs_graph_set_profile(g, 1), HS_ERR_STATE);
+    hs_graph_free(g);
+}
+
 // ---- errors ----
 
 static void test_graph_shape_errors_name_the_op_and_every_input_shape(void **state) {
@@ -755,6 +826,8 @@ int main(void) {
         cmocka_unit_test(test_graph_arena_reuses_memory_on_a_deep_chain),
         cmocka_unit_test(test_graph_training_steps_allocate_nothing_after_the_first),
         cmocka_unit_test(test_graph_results_are_bit_identical_for_1_and_2_threads),
+        cmocka_unit_test(test_graph_fused_batchnorm_relu_matches_unfused_graph),
+        cmocka_unit_test(test_graph_profile_requires_a_compiled_graph),
         cmocka_unit_test(test_graph_shape_errors_name_the_op_and_every_input_shape),
         cmocka_unit_test(test_graph_misuse_is_reported_as_state_or_shape_errors),
         cmocka_unit_test(test_graph_build_and_compile_survive_every_allocation_failure),

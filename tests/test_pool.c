@@ -78,6 +78,25 @@ static void test_maxpool2d_matches_reference_loops(void **state) {
     }
 }
 
+// The assigning backward (the graph's first writer of a gradient) == += into a zeroed dx,
+// whatever dx held, on every case (overlapping windows, ceil mode, dropped rows).
+static void test_maxpool2d_backward_assign_overwrites_dx(void **state) {
+    (void)state;
+    for (size_t k = 0; k < NCASES; k++) {
+        int64_t os[4];
+        assert_int_equal(hs_pool2d_out_shape(os, cases[k].xs, cases[k].p), HS_OK);
+        int64_t nx = prod4(cases[k].xs), no = prod4(os);
+        float *x = distinct(nx, k), *dout = randn(no, 40 + k), *out = malloc((size_t)no * 4);
+        int32_t *am = malloc((size_t)no * sizeof *am);
+        assert_int_equal(hs_maxpool2d_forward(out, am, x, cases[k].xs, cases[k].p), HS_OK);
+        float *dx = randn(nx, 60 + k), *dz = calloc((size_t)nx, 4);
+        assert_int_equal(hs_maxpool2d_backward_assign(dx, dout, am, cases[k].xs, cases[k].p, 1), HS_OK);
+        assert_int_equal(hs_maxpool2d_backward(dz, dout, am, cases[k].xs, cases[k].p), HS_OK);
+        assert_memory_equal(dx, dz, (size_t)nx * 4);
+        free(x), free(dout), free(out), free(am), free(dx), free(dz);
+    }
+}
+
 static void test_maxpool2d_propagates_nan_and_picks_first_of_ties(void **state) {
     (void)state;
     int64_t xs[4] = {1, 1, 2, 4};
@@ -293,6 +312,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maxpool2d_matches_reference_loops),
         cmocka_unit_test(test_maxpool2d_propagates_nan_and_picks_first_of_ties),
+        cmocka_unit_test(test_maxpool2d_backward_assign_overwrites_dx),
         cmocka_unit_test(test_avgpool2d_matches_reference_loops),
         cmocka_unit_test(test_pool2d_out_shape_follows_pytorch_ceil_mode),
         cmocka_unit_test(test_pooling_matches_pytorch_reference_cases),

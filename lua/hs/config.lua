@@ -91,7 +91,7 @@ end
 M.known_nil = { name = true, model = true, description = true, tags = true, register = true, architecture = true, ["data.path"] = true, ["data.cache_size"] = true, ["data.limit_per_class"] = true,
   ["data.limit"] = true, ["data.synthetic"] = true, ["data.classes"] = true, ["data.group"] = true,
   ["eval.window"] = true, ["eval.stride"] = true, ["train.milestones"] = true, ["train.checkpoint_every"] = true,
-  ["data.mask_cache_size"] = true, ["eval.max_images"] = true, ["train.steps_per_epoch"] = true }
+  ["data.mask_cache_size"] = true, ["data.invert_masks"] = true, baseline = true, ["eval.max_images"] = true, ["train.steps_per_epoch"] = true }
 
 -- typed value of an override string
 local function parse_value(s)

@@ -219,7 +219,8 @@ end
 
 function M.batch_spec(cfg, training)
   local a = cfg.augment or {}
-  local s = { out = cfg.input.size, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed }
+  local s = { out = cfg.input.size, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed,
+    invert_mask = cfg.data.invert_masks }
   if training then
     s.hflip, s.vflip, s.rot90 = a.hflip, a.vflip, a.rot90
     s.brightness, s.contrast, s.hed_sigma = a.brightness, a.contrast, a.hed_sigma
@@ -232,7 +233,8 @@ end
 function M.eval_segmentation(model, cfg, part)
   local C = cfg.input.channels
   local H, W = part.cache:shape()[2], part.cache:shape()[3]
-  local spec = { out = { H, W }, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed }
+  local spec = { out = { H, W }, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed,
+    invert_mask = cfg.data.invert_masks }
   local L = hs.loader.new(part.cache, nil, spec, { batch = 1, shuffle = false, training = false, masks = part.masks })
   L:start_epoch(0)
   local x, m = hs.zeros({ 1, C, H, W }), hs.zeros({ 1, 1, H, W })
@@ -502,6 +504,30 @@ function run_inner(cfg, opts, state)
     local ci = metrics.classification_ci(yt, yp, k, { samples = cfg.eval.bootstrap, seed = cfg.seed })
     final.accuracy_ci, final.macro_f1_ci = ci.accuracy, ci.macro_f1
     eval_detail = { y_true = yt, y_pred = yp, probs = pr }
+    -- classical baseline on the same split (texture/colour features + SVM or logistic regression)
+    if cfg.baseline then
+      local t0b = clock()
+      local b = require("hs.baselines").evaluate(cfg.baseline,
+        { cache = ctrain.cache, labels = ctrain.labels, n = ctrain.n }, { cache = ctest.cache, labels = ctest.labels, n = ctest.n })
+      local br = metrics.classification(b.y_true, b.y_pred, k)
+      local bci = metrics.classification_ci(b.y_true, b.y_pred, k, { samples = cfg.eval.bootstrap, seed = cfg.seed })
+      local diff = metrics.paired_difference(#yt, function(idx)
+        local c = 0
+        for _, i in ipairs(idx) do if b.y_pred[i] == b.y_true[i] then c = c + 1 end end
+        return c / #idx
+      end, function(idx)
+        local c = 0
+        for _, i in ipairs(idx) do if yp[i] == yt[i] then c = c + 1 end end
+        return c / #idx
+      end, { samples = cfg.eval.bootstrap, seed = cfg.seed })
+      final.baseline = { classifier = b.classifier or cfg.baseline.classifier, features = cfg.baseline.features,
+        n_features = b.n_features, accuracy = br.accuracy, macro_f1 = br.macro_f1, balanced_accuracy = br.balanced_accuracy,
+        accuracy_ci = bci.accuracy, macro_f1_ci = bci.macro_f1, confusion = br.confusion,
+        cnn_minus_baseline_accuracy = diff, seconds = clock() - t0b }
+      log(run, "baseline %s on %d features: accuracy %.4f [%.4f, %.4f], macro-F1 %.4f; CNN - baseline accuracy %+.4f [%+.4f, %+.4f]",
+        final.baseline.classifier, b.n_features or 0, br.accuracy, bci.accuracy.lo, bci.accuracy.hi, br.macro_f1,
+        diff.value, diff.lo, diff.hi)
+    end
   end
   final.test_items = ctest.n
   final.skipped_files = run.skipped or 0

@@ -69,6 +69,20 @@ function M.write(run, record, detail, part, model)
     summary[#summary + 1] = { "pixel accuracy", m.pixel_accuracy }
   end
   sections[#sections + 1] = { title = "Summary", id = "summary", html = report.table({ "", "" }, summary) }
+  if m.baseline then
+    local b = m.baseline
+    local rows = {
+      { "CNN (this run)", m.accuracy, ("[%.3f, %.3f]"):format(m.accuracy_ci.lo, m.accuracy_ci.hi), m.macro_f1, m.balanced_accuracy },
+      { ("%s on %s (%d features)"):format(b.classifier, table.concat(b.features or {}, "+"), b.n_features or 0), b.accuracy,
+        ("[%.3f, %.3f]"):format(b.accuracy_ci.lo, b.accuracy_ci.hi), b.macro_f1, b.balanced_accuracy },
+    }
+    local d = b.cnn_minus_baseline_accuracy
+    sections[#sections + 1] = { title = "CNN vs classical baseline", id = "baseline",
+      html = report.table({ "model", "accuracy", "95% CI", "macro-F1", "balanced accuracy" }, rows) ..
+        ("<p>CNN minus baseline accuracy on the same test items: %+.4f (paired bootstrap 95%% CI [%+.4f, %+.4f]).</p>")
+          :format(d.value, d.lo, d.hi) ..
+        report.heatmap { matrix = b.confusion, labels = record.data.classes or {}, title = "baseline confusion (test set)" } }
+  end
   local c1, c2 = curves(record.history)
   sections[#sections + 1] = { title = "Curves", id = "curves", html = '<div class="charts">' .. c1 .. c2 .. "</div>" }
   if m.confusion then
