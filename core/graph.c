@@ -90,6 +90,7 @@ static hs_status new_node(hs_graph *g, int32_t *id, hs_node_kind kind) {
     hs_op_attrs_init(&n->a);
     n->val_buf = n->grad_buf = n->fws_buf = n->bws_buf = -1;
     n->alias = -1;
+    n->fuse_bn = -1;
     for (int i = 0; i < GRAPH_MAX_SAVED; i++)
         n->save_buf[i] = -1;
     for (int i = 0; i < GRAPH_MAX_SCRATCH; i++)
@@ -371,7 +372,11 @@ static hs_status place_buffers(hs_graph *g) {
 }
 
 // The node whose buffers hold id's value and gradient (id itself unless folded into another op).
-static int32_t canon(const hs_graph *g, int32_t id) { return g->nodes[id].alias >= 0 ? g->nodes[id].alias : id; }
+static int32_t canon(const hs_graph *g, int32_t id) {
+    while (g->nodes[id].alias >= 0)   // relu -> batchnorm -> conv2d at most
+        id = g->nodes[id].alias;
+    return id;
+}
 
 static size_t node_bytes(const graph_node *n) { return (size_t)n->numel * hs_dtype_size(n->dtype); }
 
@@ -444,6 +449,20 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
             b->kept = r->kept;
             r->alias = r->in[0];
             r->in_bwd = 0;
+        }
+        // an inference graph folds an eval-mode batchnorm (with its ReLU) into the conv2d in
+        // front of it: the conv applies the per-channel scale and shift while its tiles are hot
+        for (int i = 0; i < N && !g->training; i++) {
+            graph_node *b = &g->nodes[i];
+            if (b->kind != HS_NODE_OP || !b->live || b->op != HS_OP_BATCHNORM2D || b->in_bwd || b->alias >= 0)
+                continue;
+            graph_node *c = &g->nodes[b->in[0]];
+            if (c->kind != HS_NODE_OP || c->op != HS_OP_CONV2D || c->in_bwd || uses[b->in[0]] != 1 || c->kept ||
+                c->alias >= 0 || c->ndim != 4)
+                continue;
+            c->fuse_bn = i;
+            c->kept = b->kept;
+            b->alias = b->in[0];
         }
         hs_free(uses);
     }
@@ -576,8 +595,8 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
     for (int i = 0; i < N; i++) {   // aliases share their target's buffers
         graph_node *n = &g->nodes[i];
         if (n->alias >= 0) {
-            n->val_buf = g->nodes[n->alias].val_buf;
-            n->grad_buf = g->nodes[n->alias].grad_buf;
+            n->val_buf = g->nodes[canon(g, i)].val_buf;
+            n->grad_buf = g->nodes[canon(g, i)].grad_buf;
         }
     }
     // 6. which arena gradients to zero at which step (scratch destinations are zeroed too: the
@@ -641,6 +660,7 @@ static void reset_plan(hs_graph *g) {
         n->fwd_step = n->bwd_step = 0;
         n->val_buf = n->grad_buf = n->fws_buf = n->bws_buf = -1;
         n->alias = -1;
+        n->fuse_bn = -1;
         n->fuse_relu = 0;
         n->assign = 0;
         for (int k = 0; k < GRAPH_MAX_SAVED; k++)

@@ -43,6 +43,7 @@ typedef struct {
     // ---- fusion (compile) ----
     int32_t alias;            // >= 0: this op was folded into node `alias` and shares its buffers
     uint8_t fuse_relu;        // batchnorm2d that also applies the ReLU folded into it
+    int32_t fuse_bn;          // conv2d (eval graphs): the batchnorm2d folded into its output, -1 none
     uint32_t assign;          // input slots whose gradient the backward assigns (=): first writer
 } graph_node;
 

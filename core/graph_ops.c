@@ -853,12 +853,29 @@ static void plan_conv(const hs_graph *g, const graph_node *n, size_t saved[GRAPH
     size_t f = n->op == HS_OP_CONV2D ? hs_conv2d_workspace_size(x->shape, w->shape, conv_params(&n->a))
                                      : hs_conv_transpose2d_workspace_size(x->shape, w->shape, convt_params(&n->a));
     *fws = *bws = f * sizeof(float);
+    if (n->fuse_bn >= 0)   // the folded batchnorm's scale and shift follow the conv workspace
+        *fws += 2 * (size_t)n->shape[1] * sizeof(float);
 }
 
 static hs_status fwd_conv(hs_graph *g, graph_node *n) {
     const graph_node *x = IN(g, n, 0), *w = IN(g, n, 1);
     const float *b = n->nin == 3 ? VAL(g, n, 2) : NULL;
     float *ws = graph_buf_ptr(g, n->fws_buf);
+    if (n->op == HS_OP_CONV2D && n->fuse_bn >= 0) {
+        // eval batchnorm as hs_batchnorm2d_forward_eval computes it: y = x * scale + shift
+        const graph_node *bn = &g->nodes[n->fuse_bn];
+        int64_t C = n->shape[1];
+        float *scale = ws + hs_conv2d_workspace_size(x->shape, w->shape, conv_params(&n->a)), *shift = scale + C;
+        const float *gm = VAL(g, bn, 1), *bt = VAL(g, bn, 2), *rm = VAL(g, bn, 3), *rv = VAL(g, bn, 4);
+        for (int64_t c = 0; c < C; c++) {
+            double rstd = 1.0 / sqrt((double)rv[c] + (double)bn->a.eps);
+            scale[c] = (float)(rstd * (double)gm[c]);
+            shift[c] = (float)((double)bt[c] - (double)rm[c] * rstd * (double)gm[c]);
+        }
+        hs_conv2d_epilogue ep = {scale, shift, bn->fuse_relu};
+        return hs_conv2d_forward_fused(OUT(g, n), VAL(g, n, 0), VAL(g, n, 1), b, x->shape, w->shape,
+                                       conv_params(&n->a), &ep, ws);
+    }
     if (n->op == HS_OP_CONV2D)
         return hs_conv2d_forward(OUT(g, n), VAL(g, n, 0), VAL(g, n, 1), b, x->shape, w->shape, conv_params(&n->a), ws);
     return hs_conv_transpose2d_forward(OUT(g, n), VAL(g, n, 0), VAL(g, n, 1), b, x->shape, w->shape,

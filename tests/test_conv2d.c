@@ -56,6 +56,17 @@ static void run_conv_vs_ref(const conv_case *c, uint64_t seed) {
     assert_int_equal(hs_conv2d_forward(out, x, w, b, xs, wsh, p, ws), HS_OK);
     assert_int_equal(hs_conv2d_forward_ref(out_ref, x, w, b, xs, wsh, p), HS_OK);
     hs_expect_close(out, out_ref, (size_t)no, FWD_ATOL, FWD_RTOL);
+    // the fused epilogue (folded eval batchnorm + ReLU) == the same math applied afterwards
+    float *sc = randn(c->Cout, seed + 8, 1.0f), *sh = randn(c->Cout, seed + 9, 1.0f);
+    hs_conv2d_epilogue ep = {sc, sh, (int)(seed / 10 % 2)};
+    float *fused = malloc((size_t)no * sizeof(float));
+    assert_int_equal(hs_conv2d_forward_fused(fused, x, w, b, xs, wsh, p, &ep, ws), HS_OK);
+    for (int64_t i = 0; i < no; i++) {
+        float v = out[i] * sc[(i / (os[2] * os[3])) % c->Cout] + sh[(i / (os[2] * os[3])) % c->Cout];
+        out_ref[i] = ep.relu && v < 0.0f ? 0.0f : v;
+    }
+    hs_expect_close(fused, out_ref, (size_t)no, 1e-6, 1e-6);
+    free(sc), free(sh), free(fused);
     // backward accumulates: start both from the same non-zero gradients
     float *dx = randn(nx, seed + 4, 1.0f), *dw = randn(nw, seed + 5, 1.0f), *db = randn(c->Cout, seed + 6, 1.0f);
     float *dx_ref = copy_of(dx, nx), *dw_ref = copy_of(dw, nw), *db_ref = copy_of(db, c->Cout);

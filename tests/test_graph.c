@@ -666,6 +666,76 @@ static void test_graph_fused_batchnorm_relu_matches_unfused_graph(void **state) 
     hs_expect_close(r1, r2, 16, 1e-6, 1e-6);
 }
 
+// An inference graph x -> conv -> bn -> relu -> maxpool -> conv -> bn; returns the batchnorms'
+// summed forward time (0 when both were folded into their convs) and fills out (2,4,5,5).
+static double run_eval_cnn(float *out) {
+    hs_graph *g;
+    assert_int_equal(hs_graph_new(&g), HS_OK);
+    int64_t xs[4] = {2, 3, 10, 10}, ws1[4] = {6, 3, 3, 3}, ws2[4] = {4, 6, 3, 3}, c6[1] = {6}, c4[1] = {4};
+    hs_tensor *t[12];
+    const int64_t *shapes[12] = {ws1, c6, c6, c6, c6, c6, ws2, c4, c4, c4, c4, xs};
+    const int nd[12] = {4, 1, 1, 1, 1, 1, 4, 1, 1, 1, 1, 4};
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(hs_tensor_new(&t[i], HS_DTYPE_F32, nd[i], shapes[i]), HS_OK);
+        assert_int_equal(hs_tensor_rand_normal(t[i], 90 + (uint64_t)i, 0, 0.5), HS_OK);
+    }
+    for (int i = 0; i < hs_tensor_numel(t[5]); i++)   // running variances > 0
+        ((float *)t[5]->data)[i] = 0.5f + fabsf(((float *)t[5]->data)[i]);
+    for (int i = 0; i < hs_tensor_numel(t[10]); i++)
+        ((float *)t[10]->data)[i] = 0.5f + fabsf(((float *)t[10]->data)[i]);
+    int32_t x, id[11], h, bn1, bn2;
+    assert_int_equal(hs_graph_input(g, &x, HS_DTYPE_F32, 4, xs), HS_OK);
+    for (int i = 0; i < 11; i++) {
+        int buffer = i == 4 || i == 5 || i == 9 || i == 10;
+        if (buffer)
+            assert_int_equal(hs_graph_buffer(g, &id[i], t[i]), HS_OK);
+        else
+            assert_int_equal(hs_graph_param(g, &id[i], t[i], NULL), HS_OK);
+    }
+    hs_op_attrs a, pa;
+    hs_op_attrs_init(&a);
+    a.padding[0] = a.padding[1] = 1;
+    hs_op_attrs_init(&pa);
+    pa.kernel_size[0] = pa.kernel_size[1] = 2;
+    int32_t c1[2] = {x, id[0]};
+    assert_int_equal(hs_graph_op(g, &h, HS_OP_CONV2D, c1, 2, &a), HS_OK);
+    int32_t b1[5] = {h, id[1], id[2], id[3], id[4]};
+    assert_int_equal(hs_graph_op(g, &bn1, HS_OP_BATCHNORM2D, b1, 5, NULL), HS_OK);
+    assert_int_equal(hs_graph_op(g, &h, HS_OP_RELU, &bn1, 1, NULL), HS_OK);
+    assert_int_equal(hs_graph_op(g, &h, HS_OP_MAXPOOL2D, &h, 1, &pa), HS_OK);
+    int32_t c2[2] = {h, id[6]};
+    assert_int_equal(hs_graph_op(g, &h, HS_OP_CONV2D, c2, 2, &a), HS_OK);
+    int32_t b2[5] = {h, id[7], id[8], id[9], id[10]};
+    assert_int_equal(hs_graph_op(g, &bn2, HS_OP_BATCHNORM2D, b2, 5, NULL), HS_OK);
+    assert_int_equal(hs_graph_compile(g, -1, &bn2, 1, 0), HS_OK);
+    assert_int_equal(hs_graph_set_profile(g, 1), HS_OK);
+    assert_int_equal(hs_graph_set_input(g, x, t[11]), HS_OK);
+    assert_int_equal(hs_graph_forward(g), HS_OK);
+    hs_tensor v;
+    assert_int_equal(hs_graph_value(g, bn2, &v), HS_OK);
+    memcpy(out, v.data, 2 * 4 * 5 * 5 * sizeof(float));
+    double f1, f2, b;
+    assert_int_equal(hs_graph_profile_node(g, bn1, &f1, &b), HS_OK);
+    assert_int_equal(hs_graph_profile_node(g, bn2, &f2, &b), HS_OK);
+    for (int i = 0; i < 12; i++)
+        hs_tensor_free(t[i]);
+    hs_graph_free(g);
+    return f1 + f2;
+}
+
+// Inference graphs fold eval batchnorm (+ relu) into the conv before it: same values.
+static void test_graph_eval_conv_batchnorm_relu_folding_matches_unfused_graph(void **state) {
+    (void)state;
+    float a[200], b[200];
+    double bn_fused = run_eval_cnn(a);
+    setenv("HISTOPS_NO_FUSE", "1", 1);
+    double bn_plain = run_eval_cnn(b);
+    unsetenv("HISTOPS_NO_FUSE");
+    assert_true(bn_fused == 0.0);
+    assert_true(bn_plain > 0.0);
+    hs_expect_close(a, b, 200, 1e-6, 1e-5);
+}
+
 static void test_graph_profile_requires_a_compiled_graph(void **state) {
     (void)state;
     hs_graph *g;
@@ -828,6 +898,7 @@ int main(void) {
         cmocka_unit_test(test_graph_results_are_bit_identical_for_1_and_2_threads),
         cmocka_unit_test(test_graph_fused_batchnorm_relu_matches_unfused_graph),
         cmocka_unit_test(test_graph_profile_requires_a_compiled_graph),
+        cmocka_unit_test(test_graph_eval_conv_batchnorm_relu_folding_matches_unfused_graph),
         cmocka_unit_test(test_graph_shape_errors_name_the_op_and_every_input_shape),
         cmocka_unit_test(test_graph_misuse_is_reported_as_state_or_shape_errors),
         cmocka_unit_test(test_graph_build_and_compile_survive_every_allocation_failure),
