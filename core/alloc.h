@@ -7,8 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// 64-byte aligned allocation; NULL on failure (or on injected failure). hs_free(NULL) is a no-op.
+// Blocks of at least this many bytes are mapped from the kernel, 2 MB aligned, with transparent
+// huge pages requested (madvise), and returned to it by hs_free; smaller ones come from the C
+// heap. Callers need not care, except that either kind must be freed with hs_free.
+#define HS_ALLOC_BIG ((size_t)2 << 20)
+
+// 64-byte aligned allocation (2 MB aligned when nbytes >= HS_ALLOC_BIG), contents undefined;
+// NULL on failure (or on injected failure). hs_free(NULL) is a no-op.
 void *hs_alloc(size_t nbytes);
+// Zero-filled hs_alloc(n * size) (NULL on overflow). Costs no memset for big blocks (fresh
+// mappings are zero), so zeroing a large tensor is paid only where its pages are first touched.
 void *hs_calloc(size_t n, size_t size);
 void hs_free(void *p);
 

@@ -1,7 +1,8 @@
 // core/batchnorm.c: batch normalisation kernels (see batchnorm.h). Channels are independent, so
 // the fast versions run channels under hs_parallel_for; inside a channel the sums use 16 float
 // lanes per plane (vectorisable, fixed order) combined in double, so results do not depend on the
-// thread count. *_ref are the textbook loops in double.
+// thread count. *_ref are the textbook loops in double. The *_relu_* variants apply the ReLU that
+// follows a batchnorm in the same pass (forward) and mask dout by the output's sign (backward).
 //
 // Letters: N batch, C channels, H/W plane size, M = N*H*W values per channel.
 #include "batchnorm.h"

@@ -83,6 +83,11 @@ static void load_raw(float *dst, const map_job *j, int64_t y, int64_t x0, int64_
     switch (in->dtype) {
     case HS_DTYPE_U8: {
         const uint8_t *p = (const uint8_t *)in->data + off;
+        if (s1 == 3 && s2 == 1 && !j->m->lut_u8) {  // v / 255 rounds exactly as the table (checked)
+            for (int64_t i = 0; i < 3 * n; i++)
+                dst[i] = (float)p[i] / 255.0f;
+            return;
+        }
         if (s1 == 3 && s2 == 1) {  // packed RGB: one flat table lookup per byte
             for (int64_t i = 0; i < 3 * n; i++)
                 dst[i] = j->lut[p[i]];
@@ -121,21 +126,41 @@ static void load_raw(float *dst, const map_job *j, int64_t y, int64_t x0, int64_
     }
 }
 
+// Whether the element ranges of a and b (any strides, non-negative) share any byte.
+static int overlaps(const hs_tensor *a, const hs_tensor *b) {
+    const char *a0 = a->data, *b0 = b->data;
+    size_t an = hs_dtype_size(a->dtype), bn = hs_dtype_size(b->dtype);
+    for (int i = 0; i < a->ndim; i++)
+        an += (size_t)((a->shape[i] - 1) * a->stride[i]) * hs_dtype_size(a->dtype);
+    for (int i = 0; i < b->ndim; i++)
+        bn += (size_t)((b->shape[i] - 1) * b->stride[i]) * hs_dtype_size(b->dtype);
+    return a0 < b0 + bn && b0 < a0 + an;
+}
+
+// The kernel reads packed F32 rows straight from the input (when no `pre` has to rewrite them)
+// and writes packed output rows straight to the output, unless the two overlap (in place):
+// copying a block through the stack costs as much as the kernel's arithmetic.
 static void map_rows(void *ctx, int64_t y0, int64_t y1) {
     const map_job *j = ctx;
     float src[3 * BLOCK], dst[3 * BLOCK];
     hs_tensor *out = j->out;
-    int64_t w = j->in->shape[1], o1 = out->stride[1], o2 = out->stride[2];
+    const hs_tensor *in = j->in;
+    int64_t w = in->shape[1], o1 = out->stride[1], o2 = out->stride[2];
+    int alias = overlaps(out, in);
+    int direct_in = !alias && !j->m->pre && in->dtype == HS_DTYPE_F32 && in->stride[1] == 3 && in->stride[2] == 1;
+    int direct_out = !alias && o1 == 3 && o2 == 1;
     for (int64_t y = y0; y < y1; y++) {
         for (int64_t x0 = 0; x0 < w; x0 += BLOCK) {
             int64_t n = w - x0 < BLOCK ? w - x0 : BLOCK;
-            load_block(src, j, y, x0, n);
-            j->m->fn(dst, src, n, j->m->aux);
+            const float *s = src;
+            if (direct_in)
+                s = (const float *)in->data + y * in->stride[0] + x0 * 3;
+            else
+                load_block(src, j, y, x0, n);
             float *q = (float *)out->data + y * out->stride[0] + x0 * o1;
-            if (o1 == 3 && o2 == 1) {
-                memcpy(q, dst, (size_t)n * 3 * sizeof(float));
+            j->m->fn(direct_out ? q : dst, s, n, j->m->aux);
+            if (direct_out)
                 continue;
-            }
             for (int64_t i = 0; i < n; i++)
                 for (int c = 0; c < 3; c++)
                     q[i * o1 + c * o2] = dst[3 * i + c];
@@ -301,8 +326,9 @@ static inline float u2f(uint32_t u) {
 }
 
 // Natural log of a positive normal float: x = 2^e * m with m in [sqrt(1/2), sqrt(2)), then
-// log(m) = 2 atanh(z), z = (m-1)/(m+1), |z| < 0.172, by its odd series to z^11 (error < 1e-9).
-// +inf -> +inf. Within 2 ulp of logf.
+// log(m) = t - t^2/2 + t^3 P(t), t = m - 1, with Cephes logf's polynomial (relative error
+// ~1e-7) and ln 2 split in two for the exponent term; no division, so it vectorises to a few
+// FMA-free multiply-adds. +inf -> +inf. Within 2 ulp of logf.
 static inline float fast_logf(float x) {
     uint32_t i = f2u(x);
     int32_t e = (int32_t)(i >> 23) - 127;
@@ -310,9 +336,18 @@ static inline float fast_logf(float x) {
     int big = m > 1.41421356f;
     m = big ? 0.5f * m : m;
     e += big;
-    float z = (m - 1.0f) / (m + 1.0f), z2 = z * z;
-    float p = 1.0f + z2 * (1.0f / 3 + z2 * (1.0f / 5 + z2 * (1.0f / 7 + z2 * (1.0f / 9 + z2 * (1.0f / 11)))));
-    float r = (float)e * 0.693147180559945f + 2.0f * z * p;
+    float t = m - 1.0f, z = t * t, fe = (float)e;
+    float p = 7.0376836292e-2f;
+    p = p * t - 1.1514610310e-1f;
+    p = p * t + 1.1676998740e-1f;
+    p = p * t - 1.2420140846e-1f;
+    p = p * t + 1.4249322787e-1f;
+    p = p * t - 1.6668057665e-1f;
+    p = p * t + 2.0000714765e-1f;
+    p = p * t - 2.4999993993e-1f;
+    p = p * t + 3.3333331174e-1f;
+    float y = t * z * p - 2.12194440e-4f * fe - 0.5f * z;
+    float r = (t + y) + 0.693359375f * fe;
     return i >= 0x7F800000u ? x : r;
 }
 
@@ -337,9 +372,10 @@ void hs_color_log_block(float *v, int64_t n, float lo, float scale) {
 // sRGB gamma expansion of float input in place: ((v + 0.055) / 1.055)^2.4 above 0.04045.
 static void srgb_to_linear_block(float *v, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        float x = v[i], u = (x + 0.055f) / 1.055f;
+        // reciprocal constants instead of divisions (within an ulp; divisions would not pipeline)
+        float x = v[i], u = (x + 0.055f) * (float)(1.0 / 1.055);
         float h = fast_expf(1.2f * fast_logf(u > 0.04f ? u : 0.04f));  // u^1.2, squared: no overflow
-        v[i] = x > 0.04045f ? (u < 1e30f ? h * h : INFINITY) : x / 12.92f;  // before the square
+        v[i] = x > 0.04045f ? (u < 1e30f ? h * h : INFINITY) : x * (float)(1.0 / 12.92);  // before the square
     }
 }
 

@@ -1,6 +1,10 @@
 // core/conv2d.c: conv2d and conv_transpose2d on NCHW float32 (see conv2d.h). The fast paths are
 // im2col + OpenBLAS sgemm (a 1x1 stride-1 unpadded conv is a plain GEMM on x) and a direct loop
 // for depthwise convs; the *_ref functions are the plain loops the tests trust. Not a layer.
+// The algorithm is picked per shape: large images run as row tiles and small images as blocks of
+// whole images, both on LANES fixed lanes with single-threaded GEMMs on cache-sized columns;
+// when there are too few blocks to fill the lanes (batch-1 inference), one wide GEMM uses every
+// OpenBLAS thread instead. A per-channel epilogue (folded eval batchnorm + ReLU) runs on each tile.
 //
 // Letters: N batch, C in channels, H/W in size, Cout out channels, KH/KW kernel, Ho/Wo out size,
 // G groups, Cg = C/G, Coutg = Cout/G, P = pixels of the GEMM grid, K = Cg*KH*KW.
@@ -739,10 +743,10 @@ hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, co
         return HS_OK;
     }
     if (g.tiled || g.imgblk) {
-        // the lanes call BLAS concurrently: one BLAS thread each (results do not depend on it)
+        // the lanes call BLAS concurrently: one BLAS thread each, whatever the thread count (OpenBLAS
+        // picks other kernels, with other rounding, for small single-threaded GEMMs)
         int bt = hs_blas_get_threads();
-        if (hs_get_num_threads() > 1)
-            hs_blas_set_threads(1);
+        hs_blas_set_threads(1);
         tile_job j = {&g, out, x, w, bias, ws, ep};
         hs_parallel_for(LANES, 1, g.tiled ? tile_fwd_lane : blk_fwd_lane, &j);
         hs_blas_set_threads(bt);
@@ -802,8 +806,7 @@ hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const fl
     }
     if (g.tiled || g.imgblk) {
         int bt = hs_blas_get_threads();
-        if (hs_get_num_threads() > 1)
-            hs_blas_set_threads(1);
+        hs_blas_set_threads(1);
         tile_bwd_job j = {&g, dx, dout, x, w, ws, assign_dx != 0};
         hs_parallel_for(LANES, 1, g.tiled ? tile_bwd_lane : blk_bwd_lane, &j);
         hs_blas_set_threads(bt);

@@ -79,6 +79,7 @@ typedef struct {
     const float *kx, *ky;      // float path
     const uint32_t *ikx, *iky; // integer path (U8 source, U8 destination)
     int nx, ny, integer;
+    int symmetric;             // k[i] == k[n-1-i] for both kernels (Gaussian, box): paired taps
     double scale;              // integer path: 0 -> (v + 2^15) >> 16, else round(v * scale)
     char *scratch;
     size_t scratch_bytes;
@@ -240,10 +241,160 @@ static void sep_rows_int(sep_ctx *c, int64_t begin, int64_t end) {
     }
 }
 
+// ---- symmetric kernels (Gaussian, box): taps i and n-1-i share a weight, so each pair of
+// rows (vertically) or of shifted row copies (horizontally) is added first and multiplied once.
+
+// The source rows of output row y: row i of the window, NULL outside a constant border.
+static const void *window_row(const sep_ctx *c, int64_t y, int i, size_t es) {
+    int64_t sy = hs_geometry_border_index(y - c->ny / 2 + i, c->d.h, c->border);
+    return sy < 0 ? NULL : (const char *)c->src->data + (size_t)(sy * c->d.w * c->d.c) * es;
+}
+
+// U8 -> U8 with integer weights whose column sum times 255 fits 16 bits (Gaussian: 256,
+// box: ny): the vertical pass runs in 16-bit lanes (exact: every partial sum is at most
+// 255 * sum(ky)), the horizontal pass in 32-bit lanes; both exact, so identical to the
+// tap-by-tap integer sums. (OpenCV's fixed point runs rows first; exact sums commute.)
+static void sep_rows_u16(sep_ctx *c, int64_t begin, int64_t end) {
+    const int64_t W = c->d.w, C = c->d.c, n = W * C;
+    const int nx = c->nx, ny = c->ny, ax = nx / 2, ay = ny / 2;
+    char *scr = c->scratch + (size_t)(begin / c->grain) * c->scratch_bytes;
+    uint16_t *acc = (uint16_t *)scr;  // (W + nx - 1) * C, the padded vertical sums
+    uint32_t *out = (uint32_t *)(scr + (((size_t)((W + nx - 1) * C) * 2 + 63) & ~(size_t)63));
+    const uint8_t *zero = (const uint8_t *)(out + n);  // n zero bytes: a row outside a constant border
+    for (int64_t y = begin; y < end; y++) {
+        uint16_t *restrict mid = acc + ax * C;
+        {
+            const uint8_t *s = window_row(c, y, ay, 1);
+            const uint8_t *restrict sc = s ? s : zero;
+            const uint16_t k = (uint16_t)c->iky[ay];
+            for (int64_t j = 0; j < n; j++)
+                mid[j] = (uint16_t)(k * sc[j]);
+        }
+        for (int i = 0; i < ay; i++) {
+            const uint8_t *a = window_row(c, y, i, 1), *b = window_row(c, y, ny - 1 - i, 1);
+            const uint8_t *restrict sa = a ? a : zero, *restrict sb = b ? b : zero;
+            const uint16_t k = (uint16_t)c->iky[i];
+            for (int64_t j = 0; j < n; j++)
+                mid[j] = (uint16_t)(mid[j] + k * (uint16_t)(sa[j] + sb[j]));
+        }
+        FILL_BORDER(uint16_t);
+        {
+            const uint16_t *restrict m = acc + ax * C;
+            const uint32_t k = c->ikx[ax];
+            for (int64_t j = 0; j < n; j++)
+                out[j] = k * m[j];
+        }
+        int t = 0;
+        for (; t + 1 < ax; t += 2) {  // two pairs per pass over out
+            const uint16_t *restrict a0 = acc + t * C, *restrict b0 = acc + (nx - 1 - t) * C;
+            const uint16_t *restrict a1 = acc + (t + 1) * C, *restrict b1 = acc + (nx - 2 - t) * C;
+            const uint32_t k0 = c->ikx[t], k1 = c->ikx[t + 1];
+            for (int64_t j = 0; j < n; j++)
+                out[j] += k0 * ((uint32_t)a0[j] + b0[j]) + k1 * ((uint32_t)a1[j] + b1[j]);
+        }
+        for (; t < ax; t++) {
+            const uint16_t *restrict a0 = acc + t * C, *restrict b0 = acc + (nx - 1 - t) * C;
+            const uint32_t k0 = c->ikx[t];
+            for (int64_t j = 0; j < n; j++)
+                out[j] += k0 * ((uint32_t)a0[j] + b0[j]);
+        }
+        uint8_t *restrict o = (uint8_t *)c->dst->data + y * n;
+        if (c->scale == 0) {
+            for (int64_t j = 0; j < n; j++) {
+                uint32_t v = (out[j] + (1u << 15)) >> 16;
+                o[j] = (uint8_t)(v > 255 ? 255 : v);
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                long v = lrint((double)out[j] * c->scale);
+                o[j] = (uint8_t)(v > 255 ? 255 : v);
+            }
+        }
+    }
+}
+
+// F32 -> F32: sums of paired taps, then one multiply, as OpenCV's symmetric row and column
+// filters do; the horizontal pass writes the destination row directly.
+static void sep_rows_f32_sym(sep_ctx *c, int64_t begin, int64_t end) {
+    const int64_t W = c->d.w, C = c->d.c, n = W * C;
+    const int nx = c->nx, ny = c->ny, ax = nx / 2, ay = ny / 2;
+    float *acc = (float *)(c->scratch + (size_t)(begin / c->grain) * c->scratch_bytes);
+    const float *zero = acc + (W + nx - 1) * C;  // n zeros after the padded row
+    for (int64_t y = begin; y < end; y++) {
+        float *restrict mid = acc + ax * C;
+        {
+            const float *s = window_row(c, y, ay, 4);
+            const float *restrict sc = s ? s : zero;
+            const float k = c->ky[ay];
+            for (int64_t j = 0; j < n; j++)
+                mid[j] = k * sc[j];
+        }
+        int i = 0;
+        for (; i + 1 < ay; i += 2) {
+            const float *a0 = window_row(c, y, i, 4), *b0 = window_row(c, y, ny - 1 - i, 4);
+            const float *a1 = window_row(c, y, i + 1, 4), *b1 = window_row(c, y, ny - 2 - i, 4);
+            const float *restrict sa0 = a0 ? a0 : zero, *restrict sb0 = b0 ? b0 : zero;
+            const float *restrict sa1 = a1 ? a1 : zero, *restrict sb1 = b1 ? b1 : zero;
+            const float k0 = c->ky[i], k1 = c->ky[i + 1];
+            for (int64_t j = 0; j < n; j++)
+                mid[j] += k0 * (sa0[j] + sb0[j]) + k1 * (sa1[j] + sb1[j]);
+        }
+        for (; i < ay; i++) {
+            const float *a0 = window_row(c, y, i, 4), *b0 = window_row(c, y, ny - 1 - i, 4);
+            const float *restrict sa0 = a0 ? a0 : zero, *restrict sb0 = b0 ? b0 : zero;
+            const float k0 = c->ky[i];
+            for (int64_t j = 0; j < n; j++)
+                mid[j] += k0 * (sa0[j] + sb0[j]);
+        }
+        FILL_BORDER(float);
+        float *restrict o = (float *)c->dst->data + y * n;
+        {
+            const float *restrict m = acc + ax * C;
+            const float k = c->kx[ax];
+            for (int64_t j = 0; j < n; j++)
+                o[j] = k * m[j];
+        }
+        int t = 0;
+        for (; t + 1 < ax; t += 2) {
+            const float *restrict a0 = acc + t * C, *restrict b0 = acc + (nx - 1 - t) * C;
+            const float *restrict a1 = acc + (t + 1) * C, *restrict b1 = acc + (nx - 2 - t) * C;
+            const float k0 = c->kx[t], k1 = c->kx[t + 1];
+            for (int64_t j = 0; j < n; j++)
+                o[j] += k0 * (a0[j] + b0[j]) + k1 * (a1[j] + b1[j]);
+        }
+        for (; t < ax; t++) {
+            const float *restrict a0 = acc + t * C, *restrict b0 = acc + (nx - 1 - t) * C;
+            const float k0 = c->kx[t];
+            for (int64_t j = 0; j < n; j++)
+                o[j] += k0 * (a0[j] + b0[j]);
+        }
+    }
+}
+
+// Which row function: the paired-tap paths need odd symmetric kernels of equal length; the
+// 16-bit one also needs 255 * sum(ky) < 2^16.
+static int use_u16(const sep_ctx *c) {
+    if (!c->integer || !c->symmetric || c->nx % 2 == 0 || c->ny % 2 == 0)
+        return 0;
+    uint64_t sum = 0;
+    for (int i = 0; i < c->ny; i++)
+        sum += c->iky[i];
+    return sum * 255 <= 65535;
+}
+
+static int use_f32_sym(const sep_ctx *c) {
+    return !c->integer && c->symmetric && c->nx % 2 == 1 && c->ny % 2 == 1 && c->src->dtype == HS_DTYPE_F32 &&
+           c->dst->dtype == HS_DTYPE_F32;
+}
+
 static void sep_rows(void *ctx, int64_t begin, int64_t end) {
     sep_ctx *c = ctx;
-    if (c->integer)
+    if (use_u16(c))
+        sep_rows_u16(c, begin, end);
+    else if (c->integer)
         sep_rows_int(c, begin, end);
+    else if (use_f32_sym(c))
+        sep_rows_f32_sym(c, begin, end);
     else
         sep_rows_float(c, begin, end);
 }
@@ -253,9 +404,11 @@ static hs_status sep_run(sep_ctx *c, const char *op) {
     const int64_t W = c->d.w, C = c->d.c;
     c->grain = row_grain(c->d.h);
     int64_t nchunks = (c->d.h + c->grain - 1) / c->grain;
-    c->scratch_bytes = (size_t)((W + c->nx - 1) * C + W * C) * 4;
+    // padded row + output row (4-byte elements), plus 64 bytes of alignment and one row of
+    // zeros (W*C elements) for the paired-tap paths
+    c->scratch_bytes = (size_t)((W + c->nx - 1) * C + 2 * W * C) * 4 + 64;
     c->scratch_bytes = (c->scratch_bytes + 63) & ~(size_t)63;
-    c->scratch = hs_alloc((size_t)nchunks * c->scratch_bytes);
+    c->scratch = hs_calloc((size_t)nchunks, c->scratch_bytes);  // zeroed: the zero rows
     if (!c->scratch)
         return HS_FAIL(HS_ERR_NOMEM, "%s: out of memory for %lld row buffers", op, (long long)nchunks);
     hs_parallel_for(c->d.h, c->grain, sep_rows, c);
@@ -334,6 +487,7 @@ static hs_status gaussian_to(hs_tensor *dst, const hs_tensor *src, double sigma,
         c.kx = c.ky = kf;
         c.ikx = c.iky = ki;
         c.integer = in->dtype == HS_DTYPE_U8 && dst_dt == HS_DTYPE_U8;
+        c.symmetric = 1;  // gaussian_kernel_f64 and the error diffusion above are mirror-symmetric
         st = sep_run(&c, op);
     }
     hs_free(kd);
@@ -365,7 +519,7 @@ hs_status hs_filter_box(hs_tensor *dst, const hs_tensor *src, int ksize, hs_bord
         ki[i] = 1;
     }
     sep_ctx c = {.src = in, .dst = dst, .d = d, .border = border, .kx = kf, .ky = kf, .ikx = ki, .iky = ki,
-                 .nx = ksize, .ny = ksize, .integer = in->dtype == HS_DTYPE_U8,
+                 .nx = ksize, .ny = ksize, .integer = in->dtype == HS_DTYPE_U8, .symmetric = 1,
                  .scale = 1.0 / ((double)ksize * (double)ksize)};
     hs_status st = sep_run(&c, "box");
     hs_free(kf);

@@ -375,16 +375,21 @@ static void resize_nearest_rows(void *vctx, int64_t begin, int64_t end) {
 }
 
 // Integer-scale area averaging (OpenCV resizeAreaFast); the 2x2 U8 case rounds half up as
-// OpenCV's SIMD path does, other scales round sum/area to nearest.
+// OpenCV's SIMD path does, other scales round sum/area to nearest. Each output row first sums
+// its sy source rows column by column into a row buffer (contiguous, vectorises), then adds
+// sx neighbouring pixels of that buffer per output element. U8 sums are exact integers, so the
+// order is free; F32 sums are rows-then-columns (OpenCV adds in yet another order, and all of
+// them agree to float rounding).
 static void resize_area_fast_rows(void *vctx, int64_t begin, int64_t end) {
     resize_ctx *r = vctx;
-    const int64_t C = r->s.c, sw = r->s.w, dw = r->d.w, n = dw * C;
+    const int64_t C = r->s.c, sw = r->s.w, dw = r->d.w, n = dw * C, m = dw * r->iscale_x * C;
     const int sx = r->iscale_x, sy = r->iscale_y, area = sx * sy;
     const float scale = 1.f / (float)area;
+    char *scr = (char *)r->scratch + (size_t)(begin / r->grain) * r->scratch_bytes;
     for (int64_t dy = begin; dy < end; dy++) {
         if (r->src->dtype == HS_DTYPE_U8) {
             const uint8_t *S = (const uint8_t *)r->src->data + dy * sy * sw * C;
-            uint8_t *o = (uint8_t *)r->dst->data + dy * n;
+            uint8_t *restrict o = (uint8_t *)r->dst->data + dy * n;
             if (sx == 2 && sy == 2) {
                 const uint8_t *s0 = S, *s1 = S + sw * C;
                 for (int64_t dx = 0; dx < dw; dx++)
@@ -394,26 +399,66 @@ static void resize_area_fast_rows(void *vctx, int64_t begin, int64_t end) {
                     }
                 continue;
             }
-            for (int64_t j = 0; j < n; j++) {
-                const int64_t dx = j / C, c = j % C;
-                int32_t sum = 0;
-                for (int i = 0; i < sy; i++)
-                    for (int t = 0; t < sx; t++)
-                        sum += S[(i * sw + dx * sx + t) * C + c];
-                long v = lrintf((float)sum * scale);
-                o[j] = (uint8_t)(v > 255 ? 255 : v);
+            int32_t *restrict vs = (int32_t *)scr;
+            {
+                const uint8_t *restrict s0 = S;
+                for (int64_t i = 0; i < m; i++)
+                    vs[i] = s0[i];
             }
+            for (int i = 1; i < sy; i++) {
+                const uint8_t *restrict si = S + i * sw * C;
+                for (int64_t k = 0; k < m; k++)
+                    vs[k] += si[k];
+            }
+            if (C == 3 && sx == 4) {  // the common case spelt out: 4 pixels of 3 channels
+                for (int64_t dx = 0; dx < dw; dx++) {
+                    const int32_t *v = vs + 12 * dx;
+                    for (int c = 0; c < 3; c++) {
+                        long q = lrintf((float)(v[c] + v[c + 3] + v[c + 6] + v[c + 9]) * scale);
+                        o[3 * dx + c] = (uint8_t)(q > 255 ? 255 : q);
+                    }
+                }
+                continue;
+            }
+            for (int64_t dx = 0; dx < dw; dx++)
+                for (int64_t c = 0; c < C; c++) {
+                    const int32_t *v = vs + dx * sx * C + c;
+                    int32_t sum = 0;
+                    for (int t = 0; t < sx; t++)
+                        sum += v[t * C];
+                    long q = lrintf((float)sum * scale);
+                    o[dx * C + c] = (uint8_t)(q > 255 ? 255 : q);
+                }
         } else {
             const float *S = (const float *)r->src->data + dy * sy * sw * C;
-            float *o = (float *)r->dst->data + dy * n;
-            for (int64_t j = 0; j < n; j++) {
-                const int64_t dx = j / C, c = j % C;
-                float sum = 0;
-                for (int i = 0; i < sy; i++)
-                    for (int t = 0; t < sx; t++)
-                        sum += S[(i * sw + dx * sx + t) * C + c];
-                o[j] = sum * scale;
+            float *restrict o = (float *)r->dst->data + dy * n;
+            float *restrict vs = (float *)scr;
+            {
+                const float *restrict s0 = S;
+                for (int64_t i = 0; i < m; i++)
+                    vs[i] = s0[i];
             }
+            for (int i = 1; i < sy; i++) {
+                const float *restrict si = S + i * sw * C;
+                for (int64_t k = 0; k < m; k++)
+                    vs[k] += si[k];
+            }
+            if (C == 3 && sx == 4) {
+                for (int64_t dx = 0; dx < dw; dx++) {
+                    const float *v = vs + 12 * dx;
+                    for (int c = 0; c < 3; c++)
+                        o[3 * dx + c] = (((v[c] + v[c + 3]) + v[c + 6]) + v[c + 9]) * scale;
+                }
+                continue;
+            }
+            for (int64_t dx = 0; dx < dw; dx++)
+                for (int64_t c = 0; c < C; c++) {
+                    const float *v = vs + dx * sx * C + c;
+                    float sum = 0;
+                    for (int t = 0; t < sx; t++)
+                        sum += v[t * C];
+                    o[dx * C + c] = sum * scale;
+                }
         }
     }
 }
@@ -550,6 +595,13 @@ hs_status hs_geometry_resize(hs_tensor *dst, const hs_tensor *src, hs_interp int
         if (area_fast) {
             r.iscale_x = iscale_x;
             r.iscale_y = iscale_y;
+            r.scratch_bytes = ((size_t)(d.w * iscale_x * s.c) * 4 + 63) & ~(size_t)63;  // column sums
+            mem = hs_alloc((size_t)nchunks * r.scratch_bytes);
+            if (!mem) {
+                st = HS_FAIL(HS_ERR_NOMEM, "resize: out of memory");
+                goto done;
+            }
+            r.scratch = mem;
             hs_parallel_for(d.h, r.grain, resize_area_fast_rows, &r);
             goto done;
         }

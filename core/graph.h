@@ -11,6 +11,10 @@
 //      gradient, saved-for-backward buffer (argmax, BN mean/rstd, dropout mask, softmax probs)
 //      and kernel workspace, and places them all in ONE arena by liveness over the
 //      forward+backward timeline (first fit of intervals). One allocation, at compile.
+//      It also fuses: batchnorm2d -> relu runs as one fused op (forward and backward), an
+//      inference graph folds an eval batchnorm2d (+ relu) into the conv2d before it, and the first
+//      op to write a gradient assigns it instead of adding into a zero-filled buffer. Values and
+//      gradients are the same as unfused (HISTOPS_NO_FUSE=1 at compile turns fusion off).
 //   3. steps: hs_graph_set_input, hs_graph_forward, hs_graph_backward. None of them allocates.
 //
 // Parameters, their gradients and buffers (BN running stats) are external F32 tensors, borrowed

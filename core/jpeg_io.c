@@ -310,3 +310,13 @@ hs_status hs_jpeg_write(const char *path, const hs_tensor *img, int quality) {
     hs_free(buf);
     return s;
 }
+
+#define HS_STR2(x) #x
+#define HS_STR(x) HS_STR2(x)
+const char *hs_jpeg_version(void) {
+#ifdef LIBJPEG_TURBO_VERSION
+    return "libjpeg-turbo " HS_STR(LIBJPEG_TURBO_VERSION);
+#else
+    return "libjpeg " HS_STR(JPEG_LIB_VERSION);
+#endif
+}

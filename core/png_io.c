@@ -477,3 +477,5 @@ hs_status hs_image_write(const char *path, const hs_tensor *img, int quality) {
         return hs_jpeg_write(path, img, quality);
     return HS_FAIL(HS_ERR_ARG, "%s: unknown image extension (expected .png, .jpg or .jpeg)", path);
 }
+
+const char *hs_png_version(void) { return png_get_libpng_ver(NULL); }

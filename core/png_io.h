@@ -60,4 +60,8 @@ hs_status hs_image_read_file(void **buf, size_t *n, const char *path);
 // Write n bytes to path atomically: path.tmpXXXXXX in the same directory, then rename().
 hs_status hs_image_write_file(const char *path, const void *buf, size_t n);
 
+// Version strings of the codecs underneath ("1.6.39", "2.1.5").
+const char *hs_png_version(void);
+const char *hs_jpeg_version(void);
+
 #endif

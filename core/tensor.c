@@ -69,7 +69,9 @@ static void set_contiguous(hs_tensor *t, int ndim, const int64_t *shape) {
     }
 }
 
-hs_status hs_tensor_new(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape) {
+// Both constructors: zeroed storage through hs_calloc (free of cost for big blocks, which are
+// fresh mappings) or uninitialised storage through hs_alloc.
+static hs_status tensor_new(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape, int zeroed) {
     *out = NULL;
     int64_t numel;
     HS_TRY(check_shape(ndim, shape, &numel));
@@ -81,7 +83,7 @@ hs_status hs_tensor_new(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *s
     t->dtype = dt;
     set_contiguous(t, ndim, shape);
     size_t nbytes = (size_t)numel * dtypes[dt].size;
-    t->storage = hs_calloc(1, nbytes ? nbytes : 1);
+    t->storage = zeroed ? hs_calloc(1, nbytes ? nbytes : 1) : hs_alloc(nbytes ? nbytes : 1);
     if (!t->storage) {
         hs_free(t);
         char b[128];
@@ -93,9 +95,17 @@ hs_status hs_tensor_new(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *s
     return HS_OK;
 }
 
+hs_status hs_tensor_new(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape) {
+    return tensor_new(out, dt, ndim, shape, 1);
+}
+
+hs_status hs_tensor_new_uninit(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape) {
+    return tensor_new(out, dt, ndim, shape, 0);
+}
+
 hs_status hs_tensor_from_buffer(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape,
                                 const void *buf) {
-    HS_TRY(hs_tensor_new(out, dt, ndim, shape));
+    HS_TRY(hs_tensor_new_uninit(out, dt, ndim, shape));
     memcpy((*out)->data, buf, hs_tensor_nbytes(*out));
     return HS_OK;
 }
@@ -117,7 +127,7 @@ hs_status hs_tensor_wrap(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *
 }
 
 hs_status hs_tensor_clone(hs_tensor **out, const hs_tensor *src) {
-    HS_TRY(hs_tensor_new(out, src->dtype, src->ndim, src->shape));
+    HS_TRY(hs_tensor_new_uninit(out, src->dtype, src->ndim, src->shape));
     hs_status s = hs_tensor_copy(*out, src);
     if (s != HS_OK) {
         hs_tensor_free(*out);

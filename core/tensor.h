@@ -39,6 +39,9 @@ hs_status hs_dtype_from_name(hs_dtype *dt, const char *name);
 
 // New contiguous tensor, zero-filled. *out is set to NULL on failure.
 hs_status hs_tensor_new(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape);
+// As hs_tensor_new, but the elements are left uninitialised: for outputs that the caller assigns
+// in full right away (kernel results), where zeroing would only cost a pass over the memory.
+hs_status hs_tensor_new_uninit(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape);
 // New contiguous tensor copying nbytes = numel*dtype_size from buf.
 hs_status hs_tensor_from_buffer(hs_tensor **out, hs_dtype dt, int ndim, const int64_t *shape,
                                 const void *buf);

@@ -33,10 +33,12 @@ static hs_tensor *check_image(lua_State *L, int idx, int channels, const char *o
 }
 
 // New (H,W,c) tensor (c == 0: (H,W)) of dtype dt, with t's H and W, pushed on the stack.
+// Uninitialised: every caller passes it to a core function that assigns all of it (zeroing a
+// 48 MB float image first would cost as much as a colour conversion).
 static hs_tensor *push_new_image(lua_State *L, const hs_tensor *t, int c, hs_dtype dt) {
     int64_t shape[3] = {t->shape[0], t->shape[1], c};
     hs_tensor **slot = lhs_newtensor(L);
-    if (hs_tensor_new(slot, dt, c ? 3 : 2, shape) != HS_OK)
+    if (hs_tensor_new_uninit(slot, dt, c ? 3 : 2, shape) != HS_OK)
         lhs_core_error(L);
     return *slot;
 }
@@ -172,7 +174,7 @@ static int l_to_chw(lua_State *L) {
     luaL_argcheck(L, t->ndim == 2 || t->ndim == 3, 1, "expected an (H,W,C) or (H,W) image");
     int64_t shape[3] = {t->ndim == 3 ? t->shape[2] : 1, t->shape[0], t->shape[1]};
     hs_tensor **slot = lhs_newtensor(L);
-    LHS_CHECK(L, hs_tensor_new(slot, HS_DTYPE_F32, 3, shape));
+    LHS_CHECK(L, hs_tensor_new_uninit(slot, HS_DTYPE_F32, 3, shape));
     LHS_CHECK(L, hs_color_to_chw(*slot, t, scale));
     return 1;
 }
@@ -184,7 +186,7 @@ static int l_from_chw(lua_State *L) {
     luaL_argcheck(L, t->ndim == 3, 1, "expected a (C,H,W) tensor");
     int64_t shape[3] = {t->shape[1], t->shape[2], t->shape[0]};
     hs_tensor **slot = lhs_newtensor(L);
-    LHS_CHECK(L, hs_tensor_new(slot, dt, 3, shape));
+    LHS_CHECK(L, hs_tensor_new_uninit(slot, dt, 3, shape));
     LHS_CHECK(L, hs_color_from_chw(*slot, t, scale));
     return 1;
 }
@@ -193,7 +195,7 @@ static int convert_to(lua_State *L, hs_dtype dt, double def_scale) {
     hs_tensor *t = lhs_checktensor(L, 1);
     float scale = (float)luaL_optnumber(L, 2, def_scale);
     hs_tensor **slot = lhs_newtensor(L);
-    LHS_CHECK(L, hs_tensor_new(slot, dt, t->ndim, t->shape));
+    LHS_CHECK(L, hs_tensor_new_uninit(slot, dt, t->ndim, t->shape));
     LHS_CHECK(L, hs_color_convert(*slot, t, scale));
     return 1;
 }

@@ -93,6 +93,15 @@ static hs_tensor *push_like(lua_State *L, const hs_tensor *t, hs_dtype dt) {
     return push_new(L, dt, t->ndim, t->shape);
 }
 
+// As push_new but uninitialised: only for results a core function assigns in full (filters,
+// resize), where zeroing first would be a wasted pass over the image.
+static hs_tensor *push_out(lua_State *L, hs_dtype dt, int ndim, const int64_t *shape) {
+    hs_tensor **slot = lhs_newtensor(L);
+    if (hs_tensor_new_uninit(slot, dt, ndim, shape) != HS_OK)
+        lhs_core_error(L);
+    return *slot;
+}
+
 static hs_border check_border(lua_State *L, int opts, const char *def) {
     const char *name = opt_str(L, opts, "border", def);
     hs_border b;
@@ -116,7 +125,7 @@ static int l_gaussian(lua_State *L) {
     hs_border b = check_border(L, 3, "reflect101");
     lua_Integer ksize = opt_int(L, 3, "ksize", 0);
     luaL_argcheck(L, ksize >= 0 && ksize <= 4097, 3, "ksize out of range 0..4097");
-    hs_tensor *dst = push_like(L, src, src->dtype);
+    hs_tensor *dst = push_out(L, src->dtype, src->ndim, src->shape);
     LHS_CHECK(L, hs_filter_gaussian(dst, src, sigma, (int)ksize, b));
     return 1;
 }
@@ -126,7 +135,7 @@ static int l_box(lua_State *L) {
     int k = check_ksize(L, 2);
     check_opts(L, 3);
     hs_border b = check_border(L, 3, "reflect101");
-    hs_tensor *dst = push_like(L, src, src->dtype);
+    hs_tensor *dst = push_out(L, src->dtype, src->ndim, src->shape);
     LHS_CHECK(L, hs_filter_box(dst, src, k, b));
     return 1;
 }
@@ -135,7 +144,7 @@ static int l_median(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     lua_Integer k = luaL_checkinteger(L, 2);
     luaL_argcheck(L, k >= -1000000 && k <= 1000000, 2, "kernel size out of range");
-    hs_tensor *dst = push_like(L, src, src->dtype);
+    hs_tensor *dst = push_out(L, src->dtype, src->ndim, src->shape);
     LHS_CHECK(L, hs_filter_median(dst, src, (int)k));
     return 1;
 }
@@ -509,7 +518,7 @@ static int l_resize(lua_State *L) {
     image_dims(L, src, &d, "resize");
     int64_t shape[3];
     dims_shape(shape, &d, h, w);
-    hs_tensor *dst = push_new(L, src->dtype, d.ndim, shape);
+    hs_tensor *dst = push_out(L, src->dtype, d.ndim, shape);
     LHS_CHECK(L, hs_geometry_resize(dst, src, m));
     return 1;
 }

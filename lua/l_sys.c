@@ -19,6 +19,7 @@
 #include "alloc.h"
 #include "blas.h"
 #include "l_common.h"
+#include "png_io.h"
 #include "parallel.h"
 #include "sha256.h"
 #include "sys.h"
@@ -69,6 +70,10 @@ static int l_versions(lua_State *L) {
     }
     lua_pushstring(L, cJSON_Version());
     lua_setfield(L, -2, "cjson");
+    lua_pushstring(L, hs_png_version());
+    lua_setfield(L, -2, "libpng");
+    lua_pushstring(L, hs_jpeg_version());
+    lua_setfield(L, -2, "libjpeg");
 #if defined(__VERSION__)
     lua_pushstring(L, __VERSION__);
     lua_setfield(L, -2, "compiler");

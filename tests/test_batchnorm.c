@@ -264,7 +264,12 @@ static void test_batchnorm2d_relu_backward_matches_finite_differences(void **sta
     c.out = malloc((size_t)c.n * 4), c.sm = malloc((size_t)C * 4), c.sr = malloc((size_t)C * 4);
     fdr_loss(&c);
     float *y = copy_of(c.out, c.n);
-    // keep every pre-activation away from the ReLU kink: finite differences need smoothness there
+    // finite differences need smoothness: no pre-activation may sit near the ReLU kink
+    float *pre = malloc((size_t)c.n * 4), *psm = malloc((size_t)C * 4), *psr = malloc((size_t)C * 4);
+    assert_int_equal(hs_batchnorm2d_forward_train(pre, psm, psr, NULL, NULL, c.x, c.gm, c.bt, c.xs, 0.1f, 1e-5f), HS_OK);
+    for (int64_t i = 0; i < c.n; i++)
+        assert_true(fabsf(pre[i]) > 1e-2f);
+    free(pre), free(psm), free(psr);
     float *dx = calloc((size_t)c.n, 4), *dg = calloc((size_t)C, 4), *db = calloc((size_t)C, 4);
     assert_int_equal(hs_batchnorm2d_relu_backward_train(dx, dg, db, c.R, y, c.x, c.gm, c.sm, c.sr, c.xs, 1), HS_OK);
     float *num = malloc((size_t)c.n * 4);

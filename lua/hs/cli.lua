@@ -41,8 +41,8 @@ function cli.main(...)
     local hs = require "histops"
     local v = hs.sys and hs.sys.versions() or {}
     io.write(("histops %s\n"):format(hs.version))
-    io.write(("%s\n"):format(_VERSION))
-    for _, k in ipairs { "openblas", "libpng", "libjpeg", "libgit2", "cjson" } do
+    io.write(("%s\n"):format(v.lua or _VERSION))
+    for _, k in ipairs { "openblas", "libpng", "libjpeg", "libgit2", "cjson", "compiler" } do
       if v[k] then io.write(("%s %s\n"):format(k, v[k])) end
     end
     return 0

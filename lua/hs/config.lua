@@ -114,6 +114,19 @@ function M.apply_override(cfg, spec)
   if not key then error(("bad --set '%s': expected key.path=value"):format(spec), 0) end
   local node, parts = cfg, {}
   for part in key:gmatch("[^%.]+") do parts[#parts + 1] = part end
+  -- every level of the key must be a known setting (a typo in a section name, e.g.
+  -- data.splt.val, would otherwise create a new table and be silently ignored)
+  local d = M.defaults
+  for i = 1, #parts - 1 do
+    local p, prefix = parts[i], table.concat(parts, ".", 1, i)
+    if FREE[parts[1]] or M.known_nil[prefix] or type(d) ~= "table" then break end
+    if d[p] == nil then
+      local known = {}
+      for k in pairs(d) do known[k] = true end
+      error(("--set %s: unknown setting '%s'%s"):format(spec, prefix, suggest(p, known)), 0)
+    end
+    d = d[p]
+  end
   for i = 1, #parts - 1 do
     local p = parts[i]
     if type(node[p]) ~= "table" then

@@ -220,7 +220,7 @@ end
 function M.batch_spec(cfg, training)
   local a = cfg.augment or {}
   local s = { out = cfg.input.size, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed,
-    invert_mask = cfg.data.invert_masks }
+    invert_mask = (cfg.data or {}).invert_masks }   -- callers outside the runner (hs.gate) pass no data section
   if training then
     s.hflip, s.vflip, s.rot90 = a.hflip, a.vflip, a.rot90
     s.brightness, s.contrast, s.hed_sigma = a.brightness, a.contrast, a.hed_sigma
@@ -234,7 +234,7 @@ function M.eval_segmentation(model, cfg, part)
   local C = cfg.input.channels
   local H, W = part.cache:shape()[2], part.cache:shape()[3]
   local spec = { out = { H, W }, mean = cfg.input.mean, std = cfg.input.std, seed = cfg.seed,
-    invert_mask = cfg.data.invert_masks }
+    invert_mask = (cfg.data or {}).invert_masks }   -- callers outside the runner (hs.gate) pass no data section
   local L = hs.loader.new(part.cache, nil, spec, { batch = 1, shuffle = false, training = false, masks = part.masks })
   L:start_epoch(0)
   local x, m = hs.zeros({ 1, C, H, W }), hs.zeros({ 1, 1, H, W })
@@ -364,9 +364,11 @@ function run_inner(cfg, opts, state)
   local ctest = splits.test == splits.val and cval or cache_split(run, splits.test, hw, C)
   log(run, "decoded %d images in %.1f s", ctrain.n + cval.n + (ctest == cval and 0 or ctest.n), clock() - t0)
 
-  -- input normalisation "auto": per-channel mean/std of (up to 512) training images
+  -- input normalisation "auto": per-channel mean/std of the first training images (at most
+  -- 512 images or 16M values, converted to float at once)
   if cfg.input.mean == "auto" or cfg.input.std == "auto" then
-    local m = math.min(ctrain.n, 512)
+    local per = hw[1] * hw[2] * C
+    local m = math.max(1, math.min(ctrain.n, 512, 16777216 // per))
     local sub = ctrain.cache:narrow(1, 1, m):astype("f32")
     local mean, std = {}, {}
     for c = 1, C do
@@ -533,7 +535,8 @@ function run_inner(cfg, opts, state)
   final.skipped_files = run.skipped or 0
 
   -- artifacts
-  local pipeline = { input = cfg.input, cache_size = hw, task = cfg.task }
+  local pipeline = { input = cfg.input, cache_size = hw, task = cfg.task, invert_mask = cfg.data.invert_masks or false,
+    threshold = cfg.eval.threshold }
   local model_meta = { format = "histops-model-1", experiment = cfg.name, run = run.id, classes = classes or {},
     input = cfg.input, pipeline = pipeline, task = cfg.task, data_fingerprint = fp.all,
     architecture = cfg.architecture or "custom" }
