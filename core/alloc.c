@@ -3,7 +3,8 @@
 // and marked for transparent huge pages, as numpy does for its large arrays. On this kind of
 // machine (THP "madvise" mode) that halves the cost of the first touch of a 48 MB image, and a
 // fresh mapping is already zero, so hs_calloc skips its memset there. Not a pool allocator:
-// a freed big block goes straight back to the kernel.
+// freed big blocks go back to the kernel, except up to four of at most 32 MB that wait for an
+// allocation of the same size (what glibc's adaptive mmap threshold does for such blocks).
 #include "alloc.h"
 
 #include <pthread.h>

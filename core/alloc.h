@@ -9,7 +9,9 @@
 
 // Blocks of at least this many bytes are mapped from the kernel, 2 MB aligned, with transparent
 // huge pages requested (madvise), and returned to it by hs_free; smaller ones come from the C
-// heap. Callers need not care, except that either kind must be freed with hs_free.
+// heap. A few freed big blocks (<= 32 MB) are kept for reuse by an allocation of the same
+// size, as glibc keeps such blocks in its heap. Callers need not care, except that either kind
+// must be freed with hs_free.
 #define HS_ALLOC_BIG ((size_t)2 << 20)
 
 // 64-byte aligned allocation (2 MB aligned when nbytes >= HS_ALLOC_BIG), contents undefined;
