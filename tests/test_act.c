@@ -1,7 +1,6 @@
 // tests/test_act.c: activations and softmax (core/act.c): hand-computed values, agreement with
-// the PyTorch reference cases (read by a tiny safetensors parser local to this file, not the
-// project's reader), finite-difference gradients, += backward, thread-count determinism and
-// argument errors. Dimension letters: n elements; softmax views (outer, dim, inner).
+// the PyTorch reference cases (read through the shared hs_test_ref_* helpers), finite-difference
+// gradients, += backward, thread-count determinism and argument errors. Dimension letters: n elements; softmax views (outer, dim, inner).
 #include "hs_test.h"
 
 #include <math.h>
@@ -12,112 +11,7 @@
 #include "act.h"
 #include "parallel.h"
 #include "rng.h"
-
-// ---- a minimal safetensors reader for the reference cases ----
-// File: u64 little-endian header length, JSON header, raw little-endian data. A tensor is found
-// by its key `"name":{"dtype":"...","shape":[...],"data_offsets":[a,b]}` in the header text.
-
-typedef struct {
-    unsigned char *buf;
-    size_t len, hlen;
-} ref_file;
-
-static const char *ref_dir(void) {
-    static char dir[1024];
-    const char *e = getenv("HISTOPS_REFERENCE");
-    if (e && *e)
-        snprintf(dir, sizeof dir, "%s/torch", e);
-    else
-        snprintf(dir, sizeof dir, "%s/../reference/torch", hs_test_data_dir());
-    return dir;
-}
-
-// Loads <ref_dir>/<name>.safetensors; 0 when missing (the caller skips), fails on a corrupt file.
-static int ref_open(ref_file *f, const char *name) {
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s.safetensors", ref_dir(), name);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        print_message("reference case %s not found; skipping\n", path);
-        return 0;
-    }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    assert_true(len > 8);
-    f->buf = malloc((size_t)len + 1);
-    assert_non_null(f->buf);
-    assert_int_equal(fread(f->buf, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
-    f->buf[len] = 0;
-    f->len = (size_t)len;
-    uint64_t h = 0;
-    for (int i = 7; i >= 0; i--)
-        h = (h << 8) | f->buf[i];
-    assert_true(h > 0 && h <= f->len - 8);
-    f->hlen = (size_t)h;
-    return 1;
-}
-
-static void ref_close(ref_file *f) {
-    free(f->buf);
-    f->buf = NULL;
-}
-
-// Copy of tensor `name` as dtype ("F32" or "I64"); shape into shape[] (ndim returned via *nd).
-static void *ref_tensor(const ref_file *f, const char *name, const char *dtype, int64_t shape[8], int *nd,
-                        int64_t *numel) {
-    char key[128];
-    snprintf(key, sizeof key, "\"%s\":{\"dtype\":\"%s\"", name, dtype);
-    char *hdr = malloc(f->hlen + 1);
-    assert_non_null(hdr);
-    memcpy(hdr, f->buf + 8, f->hlen);
-    hdr[f->hlen] = 0;
-    const char *p = strstr(hdr, key);
-    if (!p)
-        fail_msg("reference tensor %s (%s) not found in header", name, dtype);
-    const char *sp = strstr(p, "\"shape\":[");
-    assert_non_null(sp);
-    sp += strlen("\"shape\":[");
-    int n = 0;
-    int64_t cnt = 1;
-    while (*sp != ']') {
-        char *end;
-        long long v = strtoll(sp, &end, 10);
-        assert_true(end != sp && n < 8);
-        shape[n++] = v;
-        cnt *= v;
-        sp = end;
-        if (*sp == ',')
-            sp++;
-    }
-    const char *op = strstr(p, "\"data_offsets\":[");
-    assert_non_null(op);
-    long long a, b;
-    assert_int_equal(sscanf(op, "\"data_offsets\":[%lld,%lld]", &a, &b), 2);
-    free(hdr);
-    size_t esz = strcmp(dtype, "I64") == 0 ? 8 : 4;
-    assert_true(a >= 0 && b >= a && (size_t)(b - a) == (size_t)cnt * esz);
-    assert_true(8 + f->hlen + (size_t)b <= f->len);
-    void *out = malloc((size_t)cnt * esz + 1);
-    assert_non_null(out);
-    memcpy(out, f->buf + 8 + f->hlen + a, (size_t)cnt * esz);   // little-endian host assumed (x86/arm)
-    if (nd)
-        *nd = n;
-    if (numel)
-        *numel = cnt;
-    return out;
-}
-
-static float *ref_f32(const ref_file *f, const char *name, int64_t shape[8], int *nd, int64_t *numel) {
-    return ref_tensor(f, name, "F32", shape, nd, numel);
-}
-
-// PyTorch-agreement tolerances of the reference runner.
-#define FWD_ATOL 1e-5
-#define FWD_RTOL 1e-4
-#define GRAD_ATOL 1e-4
-#define GRAD_RTOL 1e-3
+#include "safetensors.h"
 
 // ---- helpers ----
 
@@ -216,19 +110,19 @@ static void test_act_matches_pytorch_reference_cases(void **state) {
                  {"sigmoid", HS_ACT_SIGMOID, 0}, {"tanh", HS_ACT_TANH, 0},
                  {"gelu", HS_ACT_GELU, 0},       {"silu", HS_ACT_SILU, 0}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        ref_file f = {0};
-        if (!ref_open(&f, cases[k].name))
+        hs_safetensors *st;
+        if (hs_test_ref_load(&st, cases[k].name) != HS_OK)
             skip();
-        int64_t sh[8], n, n2;
-        float *x = ref_f32(&f, "x", sh, NULL, &n), *want = ref_f32(&f, "out", sh, NULL, &n2);
-        float *dout = ref_f32(&f, "dout", sh, NULL, &n2), *dxw = ref_f32(&f, "dx", sh, NULL, &n2);
+        int64_t n, n2;
+        const float *x = hs_test_ref_f32(st, "x", &n), *want = hs_test_ref_f32(st, "out", &n2);
+        const float *dout = hs_test_ref_f32(st, "dout", &n2), *dxw = hs_test_ref_f32(st, "dx", &n2);
         float *out = malloc((size_t)n * sizeof *out), *dx = calloc((size_t)n, sizeof *dx);
         assert_int_equal(hs_act_forward(out, x, n, cases[k].a, cases[k].alpha), HS_OK);
-        hs_expect_close(out, want, (size_t)n, FWD_ATOL, FWD_RTOL);
+        hs_expect_close(out, want, (size_t)n, HS_TEST_FWD_ATOL, HS_TEST_FWD_RTOL);
         assert_int_equal(hs_act_backward(dx, dout, x, out, n, cases[k].a, cases[k].alpha), HS_OK);
-        hs_expect_close(dx, dxw, (size_t)n, GRAD_ATOL, GRAD_RTOL);
-        free(x), free(want), free(dout), free(dxw), free(out), free(dx);
-        ref_close(&f);
+        hs_expect_close(dx, dxw, (size_t)n, HS_TEST_GRAD_ATOL, HS_TEST_GRAD_RTOL);
+        free(out), free(dx);
+        hs_safetensors_free(st);
     }
 }
 
@@ -236,26 +130,25 @@ static void test_softmax_matches_pytorch_reference_cases(void **state) {
     (void)state;
     const char *names[2] = {"softmax_dim1", "log_softmax_dim1"};
     for (int log = 0; log < 2; log++) {
-        ref_file f = {0};
-        if (!ref_open(&f, names[log]))
+        hs_safetensors *st;
+        if (hs_test_ref_load(&st, names[log]) != HS_OK)
             skip();
-        int64_t sh[8], n, n2;
-        int nd;
-        float *x = ref_f32(&f, "x", sh, &nd, &n);
-        assert_true(nd >= 2);
-        int64_t outer = sh[0], dim = sh[1], inner = 1;
-        for (int i = 2; i < nd; i++)
-            inner *= sh[i];
-        int64_t sh2[8];
-        float *want = ref_f32(&f, "out", sh2, NULL, &n2), *dout = ref_f32(&f, "dout", sh2, NULL, &n2);
-        float *dxw = ref_f32(&f, "dx", sh2, NULL, &n2);
+        int64_t n, n2;
+        const hs_tensor *xt = hs_test_ref_tensor(st, "x");
+        const float *x = hs_test_ref_f32(st, "x", &n);
+        assert_true(xt->ndim >= 2);
+        int64_t outer = xt->shape[0], dim = xt->shape[1], inner = 1;
+        for (int i = 2; i < xt->ndim; i++)
+            inner *= xt->shape[i];
+        const float *want = hs_test_ref_f32(st, "out", &n2), *dout = hs_test_ref_f32(st, "dout", &n2);
+        const float *dxw = hs_test_ref_f32(st, "dx", &n2);
         float *out = malloc((size_t)n * sizeof *out), *dx = calloc((size_t)n, sizeof *dx);
         assert_int_equal(hs_softmax_forward(out, x, outer, dim, inner, log), HS_OK);
-        hs_expect_close(out, want, (size_t)n, FWD_ATOL, FWD_RTOL);
+        hs_expect_close(out, want, (size_t)n, HS_TEST_FWD_ATOL, HS_TEST_FWD_RTOL);
         assert_int_equal(hs_softmax_backward(dx, dout, out, outer, dim, inner, log), HS_OK);
-        hs_expect_close(dx, dxw, (size_t)n, GRAD_ATOL, GRAD_RTOL);
-        free(x), free(want), free(dout), free(dxw), free(out), free(dx);
-        ref_close(&f);
+        hs_expect_close(dx, dxw, (size_t)n, HS_TEST_GRAD_ATOL, HS_TEST_GRAD_RTOL);
+        free(out), free(dx);
+        hs_safetensors_free(st);
     }
 }
 

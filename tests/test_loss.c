@@ -1,7 +1,7 @@
-// tests/test_loss.c: losses (core/loss.c): hand-computed values, PyTorch reference cases (read by
-// a tiny safetensors parser local to this file, not the project's reader) and a torch-computed
-// weighted + label-smoothed spatial cross-entropy, finite-difference gradients, += backward,
-// thread-count determinism and argument errors. Dimension letters: N batch, C classes,
+// tests/test_loss.c: losses (core/loss.c): hand-computed values, PyTorch reference cases (read
+// through the shared hs_test_ref_* helpers) and a torch-computed weighted + label-smoothed
+// spatial cross-entropy, finite-difference gradients, += backward, thread-count determinism and
+// argument errors. Dimension letters: N batch, C classes,
 // S positions per sample, n elements.
 #include "hs_test.h"
 
@@ -13,119 +13,9 @@
 #include "loss.h"
 #include "parallel.h"
 #include "rng.h"
-
-// ---- a minimal safetensors reader for the reference cases ----
-// File: u64 little-endian header length, JSON header, raw little-endian data. A tensor is found
-// by its key `"name":{"dtype":"...","shape":[...],"data_offsets":[a,b]}` in the header text.
-
-typedef struct {
-    unsigned char *buf;
-    size_t len, hlen;
-} ref_file;
-
-static const char *ref_dir(void) {
-    static char dir[1024];
-    const char *e = getenv("HISTOPS_REFERENCE");
-    if (e && *e)
-        snprintf(dir, sizeof dir, "%s/torch", e);
-    else
-        snprintf(dir, sizeof dir, "%s/../reference/torch", hs_test_data_dir());
-    return dir;
-}
-
-// Loads <ref_dir>/<name>.safetensors; 0 when missing (the caller skips), fails on a corrupt file.
-static int ref_open(ref_file *f, const char *name) {
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s.safetensors", ref_dir(), name);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        print_message("reference case %s not found; skipping\n", path);
-        return 0;
-    }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    assert_true(len > 8);
-    f->buf = malloc((size_t)len + 1);
-    assert_non_null(f->buf);
-    assert_int_equal(fread(f->buf, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
-    f->buf[len] = 0;
-    f->len = (size_t)len;
-    uint64_t h = 0;
-    for (int i = 7; i >= 0; i--)
-        h = (h << 8) | f->buf[i];
-    assert_true(h > 0 && h <= f->len - 8);
-    f->hlen = (size_t)h;
-    return 1;
-}
-
-static void ref_close(ref_file *f) {
-    free(f->buf);
-    f->buf = NULL;
-}
-
-// Copy of tensor `name` as dtype ("F32" or "I64"); shape into shape[] (ndim returned via *nd).
-static void *ref_tensor(const ref_file *f, const char *name, const char *dtype, int64_t shape[8], int *nd,
-                        int64_t *numel) {
-    char key[128];
-    snprintf(key, sizeof key, "\"%s\":{\"dtype\":\"%s\"", name, dtype);
-    char *hdr = malloc(f->hlen + 1);
-    assert_non_null(hdr);
-    memcpy(hdr, f->buf + 8, f->hlen);
-    hdr[f->hlen] = 0;
-    const char *p = strstr(hdr, key);
-    if (!p)
-        fail_msg("reference tensor %s (%s) not found in header", name, dtype);
-    const char *sp = strstr(p, "\"shape\":[");
-    assert_non_null(sp);
-    sp += strlen("\"shape\":[");
-    int n = 0;
-    int64_t cnt = 1;
-    while (*sp != ']') {
-        char *end;
-        long long v = strtoll(sp, &end, 10);
-        assert_true(end != sp && n < 8);
-        shape[n++] = v;
-        cnt *= v;
-        sp = end;
-        if (*sp == ',')
-            sp++;
-    }
-    const char *op = strstr(p, "\"data_offsets\":[");
-    assert_non_null(op);
-    long long a, b;
-    assert_int_equal(sscanf(op, "\"data_offsets\":[%lld,%lld]", &a, &b), 2);
-    free(hdr);
-    size_t esz = strcmp(dtype, "I64") == 0 ? 8 : 4;
-    assert_true(a >= 0 && b >= a && (size_t)(b - a) == (size_t)cnt * esz);
-    assert_true(8 + f->hlen + (size_t)b <= f->len);
-    void *out = malloc((size_t)cnt * esz + 1);
-    assert_non_null(out);
-    memcpy(out, f->buf + 8 + f->hlen + a, (size_t)cnt * esz);   // little-endian host assumed (x86/arm)
-    if (nd)
-        *nd = n;
-    if (numel)
-        *numel = cnt;
-    return out;
-}
-
-static float *ref_f32(const ref_file *f, const char *name, int64_t shape[8], int *nd, int64_t *numel) {
-    return ref_tensor(f, name, "F32", shape, nd, numel);
-}
-
-// PyTorch-agreement tolerances of the reference runner.
-#define FWD_ATOL 1e-5
-#define FWD_RTOL 1e-4
-#define GRAD_ATOL 1e-4
-#define GRAD_RTOL 1e-3
+#include "safetensors.h"
 
 // ---- helpers ----
-static int64_t *ref_i64(const ref_file *f, const char *name, int64_t *numel) {
-    int64_t sh[8];
-    return ref_tensor(f, name, "I64", sh, NULL, numel);
-}
-
 static void fill_normal(float *x, int64_t n, uint64_t seed, float scale) {
     for (int64_t i = 0; i < n; i++)
         x[i] = scale * hs_rng_normal(seed, 0, (uint64_t)i);
@@ -211,25 +101,25 @@ static void test_cross_entropy_matches_pytorch_reference_cases(void **state) {
                  {"cross_entropy_weighted", 0.0f, 1},
                  {"cross_entropy_label_smoothing_0.1", 0.1f, 0}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        ref_file f = {0};
-        if (!ref_open(&f, cases[k].name))
+        hs_safetensors *st;
+        if (hs_test_ref_load(&st, cases[k].name) != HS_OK)
             skip();
-        int64_t sh[8], n, nt, one;
-        int nd;
-        float *z = ref_f32(&f, "logits", sh, &nd, &n);
-        assert_true(nd >= 2);
-        int64_t N = sh[0], C = sh[1], S = n / (N * C);
-        int64_t *t = ref_i64(&f, "target", &nt);
+        int64_t n, nt, one;
+        const hs_tensor *zt = hs_test_ref_tensor(st, "logits");
+        const float *z = hs_test_ref_f32(st, "logits", &n);
+        assert_true(zt->ndim >= 2);
+        int64_t N = zt->shape[0], C = zt->shape[1], S = n / (N * C);
+        const int64_t *t = hs_test_ref_i64(st, "target", &nt);
         assert_int_equal(nt, N * S);
-        float *want = ref_f32(&f, "out", sh, NULL, &one), *dwant = ref_f32(&f, "dlogits", sh, NULL, &one);
-        float *w = cases[k].weighted ? ref_f32(&f, "class_weight", sh, NULL, &one) : NULL;
+        const float *want = hs_test_ref_f32(st, "out", &one), *dwant = hs_test_ref_f32(st, "dlogits", &one);
+        const float *w = cases[k].weighted ? hs_test_ref_f32(st, "class_weight", &one) : NULL;
         float loss, *prob = malloc((size_t)n * sizeof *prob), *dz = calloc((size_t)n, sizeof *dz);
         assert_int_equal(hs_cross_entropy_forward(&loss, prob, z, t, w, N, C, S, cases[k].smoothing), HS_OK);
-        hs_expect_close(&loss, want, 1, FWD_ATOL, FWD_RTOL);
+        hs_expect_close(&loss, want, 1, HS_TEST_FWD_ATOL, HS_TEST_FWD_RTOL);
         assert_int_equal(hs_cross_entropy_backward(dz, 1.0f, prob, t, w, N, C, S, cases[k].smoothing), HS_OK);
-        hs_expect_close(dz, dwant, (size_t)n, GRAD_ATOL, GRAD_RTOL);
-        free(z), free(t), free(want), free(dwant), free(w), free(prob), free(dz);
-        ref_close(&f);
+        hs_expect_close(dz, dwant, (size_t)n, HS_TEST_GRAD_ATOL, HS_TEST_GRAD_RTOL);
+        free(prob), free(dz);
+        hs_safetensors_free(st);
     }
 }
 
@@ -244,13 +134,13 @@ static void test_elementwise_losses_match_pytorch_reference_cases(void **state) 
                  {"bce_with_logits_pos_weight_2", "logits", "dlogits", 1, 2.0f},
                  {"dice_loss_soft", "logits", "dlogits", 2, 1.0f}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        ref_file f = {0};
-        if (!ref_open(&f, cases[k].name))
+        hs_safetensors *st;
+        if (hs_test_ref_load(&st, cases[k].name) != HS_OK)
             skip();
-        int64_t sh[8], n, m;
-        float *x = ref_f32(&f, cases[k].x, sh, NULL, &n), *t = ref_f32(&f, "target", sh, NULL, &m);
+        int64_t n, m;
+        const float *x = hs_test_ref_f32(st, cases[k].x, &n), *t = hs_test_ref_f32(st, "target", &m);
         assert_int_equal(m, n);
-        float *want = ref_f32(&f, "out", sh, NULL, &m), *dwant = ref_f32(&f, cases[k].dx, sh, NULL, &m);
+        const float *want = hs_test_ref_f32(st, "out", &m), *dwant = hs_test_ref_f32(st, cases[k].dx, &m);
         float loss, *dx = calloc((size_t)n, sizeof *dx);
         float p = cases[k].param;
         switch (cases[k].kind) {
@@ -267,10 +157,10 @@ static void test_elementwise_losses_match_pytorch_reference_cases(void **state) 
             assert_int_equal(hs_dice_logits_backward(dx, 1.0f, x, t, n, p), HS_OK);
             break;
         }
-        hs_expect_close(&loss, want, 1, FWD_ATOL, FWD_RTOL);
-        hs_expect_close(dx, dwant, (size_t)n, GRAD_ATOL, GRAD_RTOL);
-        free(x), free(t), free(want), free(dwant), free(dx);
-        ref_close(&f);
+        hs_expect_close(&loss, want, 1, HS_TEST_FWD_ATOL, HS_TEST_FWD_RTOL);
+        hs_expect_close(dx, dwant, (size_t)n, HS_TEST_GRAD_ATOL, HS_TEST_GRAD_RTOL);
+        free(dx);
+        hs_safetensors_free(st);
     }
 }
 

@@ -1,6 +1,6 @@
 // tests/test_optim.c: SGD / Adam / AdamW steps and gradient clipping (core/optim.c): hand-computed
 // steps, multi-step agreement with a double-precision transcription of torch.optim, the PyTorch
-// optimizer trajectories of the reference cases (tiny safetensors parser local to this file),
+// optimizer trajectories of the reference cases (read through the shared hs_test_ref_* helpers),
 // thread-count determinism and argument errors. Dimension letter: n parameters in the slab.
 #include "hs_test.h"
 
@@ -12,156 +12,9 @@
 #include "optim.h"
 #include "parallel.h"
 #include "rng.h"
-
-// ---- a minimal safetensors reader for the reference cases ----
-// File: u64 little-endian header length, JSON header, raw little-endian data. A tensor is found
-// by its key `"name":{"dtype":"...","shape":[...],"data_offsets":[a,b]}` in the header text.
-
-typedef struct {
-    unsigned char *buf;
-    size_t len, hlen;
-} ref_file;
-
-static const char *ref_dir(void) {
-    static char dir[1024];
-    const char *e = getenv("HISTOPS_REFERENCE");
-    if (e && *e)
-        snprintf(dir, sizeof dir, "%s/torch", e);
-    else
-        snprintf(dir, sizeof dir, "%s/../reference/torch", hs_test_data_dir());
-    return dir;
-}
-
-// Loads <ref_dir>/<name>.safetensors; 0 when missing (the caller skips), fails on a corrupt file.
-static int ref_open(ref_file *f, const char *name) {
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s.safetensors", ref_dir(), name);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        print_message("reference case %s not found; skipping\n", path);
-        return 0;
-    }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    assert_true(len > 8);
-    f->buf = malloc((size_t)len + 1);
-    assert_non_null(f->buf);
-    assert_int_equal(fread(f->buf, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
-    f->buf[len] = 0;
-    f->len = (size_t)len;
-    uint64_t h = 0;
-    for (int i = 7; i >= 0; i--)
-        h = (h << 8) | f->buf[i];
-    assert_true(h > 0 && h <= f->len - 8);
-    f->hlen = (size_t)h;
-    return 1;
-}
-
-static void ref_close(ref_file *f) {
-    free(f->buf);
-    f->buf = NULL;
-}
-
-// Copy of tensor `name` as dtype ("F32" or "I64"); shape into shape[] (ndim returned via *nd).
-static void *ref_tensor(const ref_file *f, const char *name, const char *dtype, int64_t shape[8], int *nd,
-                        int64_t *numel) {
-    char key[128];
-    snprintf(key, sizeof key, "\"%s\":{\"dtype\":\"%s\"", name, dtype);
-    char *hdr = malloc(f->hlen + 1);
-    assert_non_null(hdr);
-    memcpy(hdr, f->buf + 8, f->hlen);
-    hdr[f->hlen] = 0;
-    const char *p = strstr(hdr, key);
-    if (!p)
-        fail_msg("reference tensor %s (%s) not found in header", name, dtype);
-    const char *sp = strstr(p, "\"shape\":[");
-    assert_non_null(sp);
-    sp += strlen("\"shape\":[");
-    int n = 0;
-    int64_t cnt = 1;
-    while (*sp != ']') {
-        char *end;
-        long long v = strtoll(sp, &end, 10);
-        assert_true(end != sp && n < 8);
-        shape[n++] = v;
-        cnt *= v;
-        sp = end;
-        if (*sp == ',')
-            sp++;
-    }
-    const char *op = strstr(p, "\"data_offsets\":[");
-    assert_non_null(op);
-    long long a, b;
-    assert_int_equal(sscanf(op, "\"data_offsets\":[%lld,%lld]", &a, &b), 2);
-    free(hdr);
-    size_t esz = strcmp(dtype, "I64") == 0 ? 8 : 4;
-    assert_true(a >= 0 && b >= a && (size_t)(b - a) == (size_t)cnt * esz);
-    assert_true(8 + f->hlen + (size_t)b <= f->len);
-    void *out = malloc((size_t)cnt * esz + 1);
-    assert_non_null(out);
-    memcpy(out, f->buf + 8 + f->hlen + a, (size_t)cnt * esz);   // little-endian host assumed (x86/arm)
-    if (nd)
-        *nd = n;
-    if (numel)
-        *numel = cnt;
-    return out;
-}
-
-static float *ref_f32(const ref_file *f, const char *name, int64_t shape[8], int *nd, int64_t *numel) {
-    return ref_tensor(f, name, "F32", shape, nd, numel);
-}
-
-// PyTorch-agreement tolerances of the reference runner.
-#define FWD_ATOL 1e-5
-#define FWD_RTOL 1e-4
-#define GRAD_ATOL 1e-4
-#define GRAD_RTOL 1e-3
+#include "safetensors.h"
 
 // ---- helpers ----
-// A number from the case's params JSON (stored escaped inside __metadata__): `\"key\": value`.
-// For arrays (`\"betas\": [0.9, 0.999]`) index picks the element. Returns 0 when absent.
-static int ref_param(const ref_file *f, const char *key, int index, double *v) {
-    char pat[96];
-    snprintf(pat, sizeof pat, "\\\"%s\\\": ", key);
-    char *hdr = malloc(f->hlen + 1);
-    assert_non_null(hdr);
-    memcpy(hdr, f->buf + 8, f->hlen);
-    hdr[f->hlen] = 0;
-    const char *p = strstr(hdr, pat);
-    int found = 0;
-    if (p) {
-        p += strlen(pat);
-        if (*p == '[') {
-            p++;
-            for (int i = 0; i < index && p; i++) {
-                p = strchr(p, ',');
-                if (p)
-                    p++;
-            }
-        }
-        if (p) {
-            if (strncmp(p, "true", 4) == 0)
-                *v = 1, found = 1;
-            else if (strncmp(p, "false", 5) == 0)
-                *v = 0, found = 1;
-            else {
-                char *end;
-                *v = strtod(p, &end);
-                found = end != p;
-            }
-        }
-    }
-    free(hdr);
-    return found;
-}
-
-static double param_or(const ref_file *f, const char *key, int index, double def) {
-    double v;
-    return ref_param(f, key, index, &v) ? v : def;
-}
-
 static void fill_normal(float *x, int64_t n, uint64_t seed, float scale) {
     for (int64_t i = 0; i < n; i++)
         x[i] = scale * hs_rng_normal(seed, 0, (uint64_t)i);
@@ -302,25 +155,29 @@ static void test_optimizers_match_pytorch_reference_trajectories(void **state) {
     (void)state;
     const char *names[] = {"optim_sgd_momentum0.9_wd1e-4", "optim_sgd_nesterov", "optim_adam", "optim_adamw_wd0.01"};
     for (int k = 0; k < 4; k++) {
-        ref_file f = {0};
-        if (!ref_open(&f, names[k]))
+        hs_safetensors *st;
+        if (hs_test_ref_load(&st, names[k]) != HS_OK)
             skip();
-        int64_t sh[8], n, nr, na;
-        int nd;
-        float *w = ref_f32(&f, "w0", sh, NULL, &n), *R = ref_f32(&f, "R", sh, NULL, &nr);
-        float *after = ref_f32(&f, "w_after", sh, &nd, &na);
+        int64_t n, nr, na;
+        const float *w0 = hs_test_ref_f32(st, "w0", &n), *R = hs_test_ref_f32(st, "R", &nr);
+        const float *after = hs_test_ref_f32(st, "w_after", &na);
         assert_int_equal(nr, n);
-        int64_t steps = sh[0];
+        int64_t steps = hs_test_ref_tensor(st, "w_after")->shape[0];
         assert_int_equal(na, steps * n);
-        float *g = malloc((size_t)n * sizeof *g), *s1 = calloc((size_t)n, sizeof *s1), *s2 = calloc((size_t)n, sizeof *s2);
+        float *w = malloc((size_t)n * sizeof *w), *g = malloc((size_t)n * sizeof *g);
+        float *s1 = calloc((size_t)n, sizeof *s1), *s2 = calloc((size_t)n, sizeof *s2);
+        memcpy(w, w0, (size_t)n * sizeof *w);   // the steps update w in place
         int adam = strstr(names[k], "adam") != NULL;
-        hs_sgd_params sp = {.lr = (float)param_or(&f, "lr", 0, 0), .momentum = (float)param_or(&f, "momentum", 0, 0),
-                            .dampening = (float)param_or(&f, "dampening", 0, 0),
-                            .weight_decay = (float)param_or(&f, "weight_decay", 0, 0),
-                            .nesterov = (int)param_or(&f, "nesterov", 0, 0)};
-        hs_adam_params ap = {.lr = (float)param_or(&f, "lr", 0, 1e-3), .beta1 = (float)param_or(&f, "betas", 0, 0.9),
-                             .beta2 = (float)param_or(&f, "betas", 1, 0.999), .eps = (float)param_or(&f, "eps", 0, 1e-8),
-                             .weight_decay = (float)param_or(&f, "weight_decay", 0, 0),
+        hs_sgd_params sp = {.lr = (float)hs_test_ref_param(st, "lr", 0, 0),
+                            .momentum = (float)hs_test_ref_param(st, "momentum", 0, 0),
+                            .dampening = (float)hs_test_ref_param(st, "dampening", 0, 0),
+                            .weight_decay = (float)hs_test_ref_param(st, "weight_decay", 0, 0),
+                            .nesterov = (int)hs_test_ref_param(st, "nesterov", 0, 0)};
+        hs_adam_params ap = {.lr = (float)hs_test_ref_param(st, "lr", 0, 1e-3),
+                             .beta1 = (float)hs_test_ref_param(st, "betas", 0, 0.9),
+                             .beta2 = (float)hs_test_ref_param(st, "betas", 1, 0.999),
+                             .eps = (float)hs_test_ref_param(st, "eps", 0, 1e-8),
+                             .weight_decay = (float)hs_test_ref_param(st, "weight_decay", 0, 0),
                              .decoupled = strstr(names[k], "adamw") != NULL};
         assert_true(sp.lr > 0 || ap.lr > 0);
         for (int64_t s = 0; s < steps; s++) {
@@ -330,10 +187,10 @@ static void test_optimizers_match_pytorch_reference_trajectories(void **state) {
                 assert_int_equal(hs_adam_step(w, g, s1, s2, n, &ap, s + 1), HS_OK);
             else
                 assert_int_equal(hs_sgd_step(w, g, s1, n, &sp, s + 1), HS_OK);
-            hs_expect_close(w, after + s * n, (size_t)n, GRAD_ATOL, GRAD_RTOL);
+            hs_expect_close(w, after + s * n, (size_t)n, HS_TEST_GRAD_ATOL, HS_TEST_GRAD_RTOL);
         }
-        free(w), free(R), free(after), free(g), free(s1), free(s2);
-        ref_close(&f);
+        free(w), free(g), free(s1), free(s2);
+        hs_safetensors_free(st);
     }
 }
 
