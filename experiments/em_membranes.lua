@@ -19,7 +19,7 @@ return {
   model = function(info)
     return require("models.unet") { in_channels = 1, out_channels = 1, widths = { 16, 32, 64, 128 }, bottleneck = 256 }
   end,
-  train = { epochs = 15, batch = 8, optimizer = "adamw", lr = 2e-3, weight_decay = 1e-4, schedule = "cosine",
-    warmup_epochs = 1, steps_per_epoch = 20, early_stopping = { metric = "dice", patience = 8 } },
+  train = { epochs = 40, batch = 8, optimizer = "adamw", lr = 3e-3, weight_decay = 1e-4, schedule = "cosine",
+    warmup_epochs = 1, steps_per_epoch = 20, early_stopping = { metric = "dice", patience = 10 } },
   eval = { bootstrap = 1000, threshold = 0.5 },
 }

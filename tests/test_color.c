@@ -395,6 +395,47 @@ static void test_float_color_kernels_handle_out_of_range_values(void **state) {
     hs_tensor_free(hed);
 }
 
+// Every U8 value through the fast paths: rgb2hsv reads U8 as v / 255.0f (must round exactly as
+// (float)(v / 255.0), the F32 input it stands for), and rgb2hed's U8 table path (packed output)
+// must give the same bits as the block driver (used for a strided output).
+static void test_u8_fast_paths_match_float_input_and_block_driver_for_all_values(void **state) {
+    (void)state;
+    hs_tensor *u = new_img(HS_DTYPE_U8, 256, 256, 3), *f = new_img(HS_DTYPE_F32, 256, 256, 3);
+    for (int64_t y = 0; y < 256; y++)
+        for (int64_t x = 0; x < 256; x++) {
+            int64_t p = y * 256 + x;
+            int v[3] = {(int)y, (int)x, (int)((x * 7 + y * 13) & 255)};
+            for (int c = 0; c < 3; c++) {
+                ((uint8_t *)u->data)[3 * p + c] = (uint8_t)v[c];
+                ((float *)f->data)[3 * p + c] = (float)(v[c] / 255.0);
+            }
+        }
+    hs_tensor *a = new_img(HS_DTYPE_F32, 256, 256, 3), *b = new_img(HS_DTYPE_F32, 256, 256, 3);
+    assert_int_equal(hs_color_rgb2hsv(a, u), HS_OK);
+    assert_int_equal(hs_color_rgb2hsv(b, f), HS_OK);
+    assert_memory_equal(a->data, b->data, hs_tensor_nbytes(a));
+    // strided destination: every 2nd pixel of a (256,512,3) tensor
+    hs_tensor *wide = new_img(HS_DTYPE_F32, 256, 512, 3), *view;
+    int64_t shape[4] = {256, 256, 2, 3};
+    hs_tensor *r4, *sel;
+    assert_int_equal(hs_tensor_reshape(&r4, wide, 4, shape), HS_OK);
+    assert_int_equal(hs_tensor_select(&sel, r4, 2, 1), HS_OK);
+    view = sel;
+    assert_int_equal(hs_stain_rgb2hed(a, u), HS_OK);
+    assert_int_equal(hs_stain_rgb2hed(view, u), HS_OK);
+    for (int64_t i = 0; i < hs_tensor_numel(a); i++)
+        if (hs_tensor_get_flat(a, i) != hs_tensor_get_flat(view, i))
+            fail_msg("rgb2hed element %lld: table %.9g, block %.9g", (long long)i, hs_tensor_get_flat(a, i),
+                     hs_tensor_get_flat(view, i));
+    hs_tensor_free(sel);
+    hs_tensor_free(r4);
+    hs_tensor_free(wide);
+    hs_tensor_free(a);
+    hs_tensor_free(b);
+    hs_tensor_free(u);
+    hs_tensor_free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgb2gray_u8_matches_opencv_fixed_point),
@@ -408,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_reinhard_apply_moves_lab_statistics_to_the_target),
         cmocka_unit_test(test_vectorised_color_kernels_match_plain_loops_on_odd_sizes_and_views),
         cmocka_unit_test(test_float_color_kernels_handle_out_of_range_values),
+        cmocka_unit_test(test_u8_fast_paths_match_float_input_and_block_driver_for_all_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -303,8 +303,51 @@ static void test_median_fast_paths_match_plain_reference_on_odd_sizes_and_views(
     }
 }
 
+// The paired-tap paths (symmetric kernels): U8 box sums in 16-bit lanes against exact 2-D
+// integer sums, and the F32 Gaussian against the generic separable engine with the same
+// kernel, for reflect101 and constant borders (rows outside are zero).
+static double box_ref(const hs_tensor *x, int64_t y0, int64_t x0, int64_t c, int k, hs_border b) {
+    int64_t H = x->shape[0], W = x->shape[1], C = x->shape[2];
+    double s = 0;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) {
+            int64_t yy = hs_geometry_border_index(y0 + i - k / 2, H, b);
+            int64_t xx = hs_geometry_border_index(x0 + j - k / 2, W, b);
+            if (yy >= 0 && xx >= 0)
+                s += hs_tensor_get_flat(x, (yy * W + xx) * C + c);
+        }
+    return s;
+}
+
+static void test_symmetric_paths_match_direct_sums_and_generic_engine(void **state) {
+    (void)state;
+    static const hs_border borders[2] = {HS_BORDER_REFLECT101, HS_BORDER_CONSTANT};
+    hs_tensor *x = random_img(HS_DTYPE_U8, 23, 19, 3, 5), *y = new_img(HS_DTYPE_U8, 23, 19, 3);
+    hs_tensor *xf = random_img(HS_DTYPE_F32, 23, 19, 3, 6), *a = new_img(HS_DTYPE_F32, 23, 19, 3),
+              *b = new_img(HS_DTYPE_F32, 23, 19, 3);
+    float k[17];
+    assert_int_equal(hs_filter_gaussian_kernel(k, 17, 2.0), HS_OK);
+    for (int bi = 0; bi < 2; bi++) {
+        assert_int_equal(hs_filter_box(y, x, 5, borders[bi]), HS_OK);
+        for (int64_t yy = 0; yy < 23; yy++)
+            for (int64_t xx = 0; xx < 19; xx++)
+                for (int64_t c = 0; c < 3; c++)
+                    assert_float_equal(hs_tensor_get_flat(y, (yy * 19 + xx) * 3 + c),
+                                       nearbyint(box_ref(x, yy, xx, c, 5, borders[bi]) / 25), 0);
+        assert_int_equal(hs_filter_gaussian(a, xf, 2.0, 0, borders[bi]), HS_OK);
+        assert_int_equal(hs_filter_separable(b, xf, k, 17, k, 17, borders[bi]), HS_OK);
+        hs_expect_close(a->data, b->data, hs_tensor_numel(a), 1e-6, 1e-5);
+    }
+    hs_tensor_free(x);
+    hs_tensor_free(y);
+    hs_tensor_free(xf);
+    hs_tensor_free(a);
+    hs_tensor_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_symmetric_paths_match_direct_sums_and_generic_engine),
         cmocka_unit_test(test_gaussian_ksize_follows_opencv_rule),
         cmocka_unit_test(test_gaussian_kernel_matches_cv2_get_gaussian_kernel),
         cmocka_unit_test(test_gaussian_u8_keeps_constant_image_exactly),

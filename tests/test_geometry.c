@@ -3,6 +3,8 @@
 // fixed point, area), tiling with the tissue test, and argument errors.
 #include "hs_test.h"
 
+#include <math.h>
+
 #include <string.h>
 
 #include "geometry.h"
@@ -177,6 +179,37 @@ static void test_geometry_rejects_bad_images(void **state) {
     hs_tensor_free(y);
 }
 
+// Integer-scale area downscaling (row sums, then pixel sums) against a plain 2-D average, for
+// the spelt-out 4x4 RGB case and the generic loop (3x2, 2 channels), U8 and F32.
+static void test_resize_area_integer_scale_matches_plain_average(void **state) {
+    (void)state;
+    static const int cfg[][4] = {{4, 4, 3, 0}, {3, 2, 2, 0}, {4, 4, 3, 1}, {3, 2, 2, 1}};  // sx, sy, C, f32
+    for (size_t k = 0; k < sizeof cfg / sizeof cfg[0]; k++) {
+        int sx = cfg[k][0], sy = cfg[k][1], C = cfg[k][2], f32 = cfg[k][3];
+        int64_t dw = 7, dh = 5, W = dw * sx, H = dh * sy;
+        hs_dtype dt = f32 ? HS_DTYPE_F32 : HS_DTYPE_U8;
+        hs_tensor *x = new_img(dt, H, W, C), *y = new_img(dt, dh, dw, C);
+        for (int64_t i = 0; i < hs_tensor_numel(x); i++)
+            hs_tensor_set_flat(x, i, f32 ? (double)((i * 37) % 101) / 101.0 : (double)((i * 37 + 11) % 256));
+        assert_int_equal(hs_geometry_resize(y, x, HS_INTERP_AREA), HS_OK);
+        for (int64_t yy = 0; yy < dh; yy++)
+            for (int64_t xx = 0; xx < dw; xx++)
+                for (int64_t c = 0; c < C; c++) {
+                    double sum = 0;
+                    for (int i = 0; i < sy; i++)
+                        for (int t = 0; t < sx; t++)
+                            sum += hs_tensor_get_flat(x, ((yy * sy + i) * W + xx * sx + t) * C + c);
+                    double want = sum / (sx * sy), got = hs_tensor_get_flat(y, (yy * dw + xx) * C + c);
+                    if (f32)
+                        assert_float_equal(got, want, 1e-6);
+                    else
+                        assert_float_equal(got, nearbyint(want), 0);
+                }
+        hs_tensor_free(x);
+        hs_tensor_free(y);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crop_copies_the_window_and_rejects_outside),
@@ -184,6 +217,7 @@ int main(void) {
         cmocka_unit_test(test_flip_and_rot90_follow_numpy),
         cmocka_unit_test(test_resize_matches_cv2_values),
         cmocka_unit_test(test_resize_f32_bilinear_is_exact_on_a_ramp_and_area_halves_average),
+        cmocka_unit_test(test_resize_area_integer_scale_matches_plain_average),
         cmocka_unit_test(test_tiles_and_tissue_fraction),
         cmocka_unit_test(test_geometry_rejects_bad_images),
     };

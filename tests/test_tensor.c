@@ -2,6 +2,7 @@
 // dtypes and strides, counter-based random streams, and failure paths (fault injection).
 #include "hs_test.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -137,6 +138,90 @@ static void test_tensor_new_survives_every_allocation_failure(void **state) {
     }
 }
 
+// Big blocks are mapped (2 MB aligned) and small ones come from the heap; hs_free takes both,
+// hs_calloc is zero even when it reuses a kept block that was dirtied before being freed, and
+// every successful allocation is counted once.
+static void test_alloc_big_blocks_are_aligned_zeroed_reused_and_counted(void **state) {
+    (void)state;
+    const size_t big = HS_ALLOC_BIG + 12345;
+    uint64_t n0 = hs_alloc_count();
+    unsigned char *a = hs_alloc(big), *s = hs_alloc(100);
+    assert_non_null(a);
+    assert_non_null(s);
+    assert_int_equal((uintptr_t)a % HS_ALLOC_BIG, 0);
+    assert_int_equal((uintptr_t)s % 64, 0);
+    memset(a, 0xAB, big);
+    memset(s, 0xCD, 100);
+    assert_int_equal(hs_alloc_count() - n0, 2);
+    hs_free(a);
+    hs_free(s);
+    for (int round = 0; round < 3; round++) {  // the same size again: a kept block, dirty inside
+        unsigned char *z = hs_calloc(big, 1);
+        assert_non_null(z);
+        for (size_t i = 0; i < big; i += 4093)
+            assert_int_equal(z[i], 0);
+        assert_int_equal(z[big - 1], 0);
+        memset(z, 0x5A, big);
+        hs_free(z);
+    }
+    assert_int_equal(hs_alloc_count() - n0, 5);
+    // many live big blocks at once (the registry grows), freed in a scrambled order
+    enum { N = 40 };
+    void *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = hs_alloc(HS_ALLOC_BIG * (size_t)(1 + i % 3));
+        assert_non_null(p[i]);
+        memset(p[i], i, 64);
+    }
+    for (int i = 0; i < N; i++) {
+        int k = (i * 17) % N;
+        assert_int_equal(((unsigned char *)p[k])[63], k);
+        hs_free(p[k]);
+    }
+    hs_free(NULL);
+}
+
+static void test_alloc_injected_failure_hits_big_blocks_too(void **state) {
+    (void)state;
+    hs_alloc_fail_after(1);
+    assert_null(hs_alloc(3 * HS_ALLOC_BIG));
+    void *p = hs_alloc(3 * HS_ALLOC_BIG);  // injection fired once
+    assert_non_null(p);
+    hs_free(p);
+    assert_null(hs_calloc(SIZE_MAX / 2, 4));  // overflow
+}
+
+static void test_tensor_new_uninit_has_the_shape_and_any_contents(void **state) {
+    (void)state;
+    int64_t shape[3] = {1024, 1024, 3};  // 12 MB of F32: a mapped block
+    hs_tensor *t, *z;
+    assert_int_equal(hs_tensor_new_uninit(&t, HS_DTYPE_F32, 3, shape), HS_OK);
+    assert_true(hs_tensor_is_contiguous(t));
+    assert_int_equal(hs_tensor_numel(t), 1024 * 1024 * 3);
+    assert_int_equal(hs_tensor_fill(t, 7.0), HS_OK);
+    hs_tensor_free(t);
+    assert_int_equal(hs_tensor_new(&z, HS_DTYPE_F32, 3, shape), HS_OK);  // may reuse t's block
+    for (int64_t i = 0; i < hs_tensor_numel(z); i += 997)
+        assert_true(hs_tensor_get_flat(z, i) == 0.0);
+    hs_tensor_free(z);
+    int64_t bad[1] = {-1};
+    t = (hs_tensor *)1;
+    assert_int_equal(hs_tensor_new_uninit(&t, HS_DTYPE_U8, 1, bad), HS_ERR_ARG);
+    assert_null(t);
+    for (uint64_t k = 1;; k++) {
+        hs_alloc_fail_after(k);
+        hs_status st = hs_tensor_new_uninit(&t, HS_DTYPE_U8, 3, shape);
+        hs_alloc_fail_after(0);
+        if (st == HS_OK) {
+            hs_tensor_free(t);
+            break;
+        }
+        assert_int_equal(st, HS_ERR_NOMEM);
+        assert_null(t);
+        assert_true(k < 10);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tensor_new_is_zeroed_contiguous_and_six_dims_work),
@@ -146,6 +231,9 @@ int main(void) {
         cmocka_unit_test(test_tensor_copy_converts_dtype_with_rounding_and_saturation),
         cmocka_unit_test(test_tensor_random_streams_are_deterministic_and_plausible),
         cmocka_unit_test(test_tensor_new_survives_every_allocation_failure),
+        cmocka_unit_test(test_alloc_big_blocks_are_aligned_zeroed_reused_and_counted),
+        cmocka_unit_test(test_alloc_injected_failure_hits_big_blocks_too),
+        cmocka_unit_test(test_tensor_new_uninit_has_the_shape_and_any_contents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
