@@ -247,7 +247,9 @@ function M.eval_segmentation(model, cfg, part)
     counts[#counts + 1] = metrics.seg_counts(pred, m:astype("u8"):tolist())
   end
   L:release()
-  return metrics.segmentation(counts)
+  local r = metrics.segmentation(counts)
+  r.counts = counts
+  return r
 end
 
 -- ---------------------------------------------------------------- the run
@@ -485,8 +487,15 @@ function run_inner(cfg, opts, state)
     final.dice, final.iou, final.pixel_accuracy = r.overall.dice, r.overall.iou, r.overall.pixel_accuracy
     final.mean_dice, final.mean_iou = r.mean_dice, r.mean_iou
     eval_detail.per_image = r.per_image
-    local per = r.per_image
-    final.dice_ci = metrics.bootstrap(#per, function(idx)
+    -- bootstrap over images: the pooled Dice (all pixels of the resampled images) and the mean
+    -- of per-image Dice each get their own interval
+    local per, counts = r.per_image, r.counts
+    final.dice_ci = metrics.bootstrap(#counts, function(idx)
+      local t = { tp = 0, fp = 0, fn = 0, tn = 0 }
+      for _, i in ipairs(idx) do for k2 in pairs(t) do t[k2] = t[k2] + counts[i][k2] end end
+      return metrics.seg_scores(t).dice
+    end, { samples = cfg.eval.bootstrap, seed = cfg.seed })
+    final.mean_dice_ci = metrics.bootstrap(#per, function(idx)
       local s = 0
       for _, i in ipairs(idx) do s = s + per[i].dice end
       return s / #idx
@@ -571,8 +580,9 @@ function run_inner(cfg, opts, state)
   local ok, rep = pcall(function() return require("hs.run_report").write(run, record, eval_detail, ctest, model) end)
   if not ok then log(run, "report: %s", tostring(rep)) end
   if seg then
-    log(run, "test: dice %.4f [%.4f, %.4f]  iou %.4f  pixel accuracy %.4f on %d images", final.dice, final.dice_ci.lo,
-      final.dice_ci.hi, final.iou, final.pixel_accuracy, ctest.n)
+    log(run, "test: dice %.4f [%.4f, %.4f] (pooled pixels; mean per image %.4f [%.4f, %.4f])  iou %.4f  pixel accuracy %.4f on %d images",
+      final.dice, final.dice_ci.lo, final.dice_ci.hi, final.mean_dice, final.mean_dice_ci.lo, final.mean_dice_ci.hi,
+      final.iou, final.pixel_accuracy, ctest.n)
   else
     log(run, "test: accuracy %.4f [%.4f, %.4f]  macro-F1 %.4f  balanced accuracy %.4f on %d items", final.accuracy,
       final.accuracy_ci.lo, final.accuracy_ci.hi, final.macro_f1, final.balanced_accuracy, ctest.n)
