@@ -41,14 +41,18 @@ end
 local function synthetic_dataset(cfg, run)
   local s = cfg.data.synthetic or {}
   local n, size = s.tiles or 240, s.size or 64
-  local root = ("%s/synthetic_ihc_%s_%d_%d_%d"):format(run.cache_dir, cfg.task, n, size, cfg.seed)
+  -- the folder is keyed by everything that shapes the tiles, and rendered into a private
+  -- temporary folder renamed into place, so concurrent runs never see half a data set
+  local key = hs.sys.sha256(json.encode({ s = s, task = cfg.task, seed = cfg.seed })):sub(1, 12)
+  local root = ("%s/synthetic_ihc_%s_%d_%d_%s"):format(run.cache_dir, cfg.task, n, size, key)
   local seg = cfg.task == "segmentation"
   local classes = { "negative", "positive" }
-  if not hs.sys.stat(root .. "/done") then
+  if not hs.sys.stat(root) then
+    local tmp = ("%s.tmp%d"):format(root, hs.sys.pid())
     if seg then
-      hs.sys.mkdir_p(root .. "/images"); hs.sys.mkdir_p(root .. "/masks")
+      hs.sys.mkdir_p(tmp .. "/images"); hs.sys.mkdir_p(tmp .. "/masks")
     else
-      for _, c in ipairs(classes) do hs.sys.mkdir_p(root .. "/" .. c) end
+      for _, c in ipairs(classes) do hs.sys.mkdir_p(tmp .. "/" .. c) end
     end
     for i = 1, n do
       local positive = (i % 2 == 0)
@@ -56,14 +60,14 @@ local function synthetic_dataset(cfg, run)
         positive_fraction = positive and 0.9 or 0.05, radius = s.radius or { 4, 7 }, noise = s.noise or 0.04 }
       local name = ("tile%04d.png"):format(i)
       if seg then
-        hs.image.save(root .. "/images/" .. name, rgb)
+        assert(hs.image.save(tmp .. "/images/" .. name, rgb))
         local mask = (labels:astype("f32"):gt(0)):astype("u8"):mul(255)
-        hs.image.save(root .. "/masks/" .. name, mask:astype("u8"))
+        assert(hs.image.save(tmp .. "/masks/" .. name, mask:astype("u8")))
       else
-        hs.image.save(root .. "/" .. classes[positive and 2 or 1] .. "/" .. name, rgb)
+        assert(hs.image.save(tmp .. "/" .. classes[positive and 2 or 1] .. "/" .. name, rgb))
       end
     end
-    hs.sys.write_file_atomic(root .. "/done", "ok\n")
+    if not os.rename(tmp, root) then os.execute(("rm -rf '%s'"):format(tmp)) end  -- another run got there first
   end
   if seg then return data.pairs(root) end
   return data.folder(root)

@@ -189,7 +189,7 @@ local ok_all, err_all = pcall(function()
     local mio = require "hs.model_io"
     local model = assert(mio.load(dir .. "/model.safetensors"))
     assert(model.meta.run == rec.id and model.meta.classes[2] == "positive" and model.meta.data_fingerprint == rec.data.fingerprint.all)
-    local root = tmp .. "/cache/synthetic_ihc_classification_320_48_1"
+    local root = (capture(("ls -d %s/cache/synthetic_ihc_classification_320_48_*/ | head -1"):format(q(tmp))):gsub("/?%s+$", ""))
     local imgs = { assert(hs.image.load(root .. "/positive/tile0002.png")), assert(hs.image.load(root .. "/negative/tile0001.png")) }
     local preds = model:predict(imgs)
     assert(#preds == 2 and preds[1].class and math.abs(preds[1].probs.positive + preds[1].probs.negative - 1) < 1e-5)
@@ -523,7 +523,7 @@ return {
     assert(ec == 1 and ee:find("segmentation model", 1, true), ee)
     -- the run's own test images through eval: close to the runner's (full-image) numbers
     local m = json.decode(read(d .. "/metrics.json"))
-    local sroot = tmp .. "/cache/synthetic_ihc_segmentation_16_32_2"
+    local sroot = (capture(("ls -d %s/cache/synthetic_ihc_segmentation_16_32_*/ | head -1"):format(q(tmp))):gsub("/?%s+$", ""))
     local td = tmp .. "/segtest"
     assert(hs.sys.mkdir_p(td .. "/images") and hs.sys.mkdir_p(td .. "/masks"))
     local _, rows = read_split(d)
