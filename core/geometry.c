@@ -295,6 +295,29 @@ static void hrow_u8(int32_t *h, const uint8_t *s, const resize_ctx *r, int64_t n
         h[j] = s[r->eo0[j]] * r->ea0[j] + s[r->eo1[j]] * r->ea1[j];
 }
 
+// The same for 3 channels, one or two source rows at once (s1 NULL: one): one table lookup per
+// pixel instead of per element, shared by both rows; the integer arithmetic is hrow_u8's.
+static void hrow2_u8_c3(int32_t *restrict h0, int32_t *restrict h1, const uint8_t *restrict s0,
+                        const uint8_t *restrict s1, const resize_ctx *r, int64_t dw) {
+    const int32_t *restrict eo0 = r->eo0, *restrict eo1 = r->eo1, *restrict ea0 = r->ea0, *restrict ea1 = r->ea1;
+    for (int64_t x = 0; x < dw; x++) {
+        int64_t j = 3 * x;
+        int32_t o0 = eo0[j], o1 = eo1[j], a0 = ea0[j], a1 = ea1[j];
+        int32_t p0 = s0[o0] * a0 + s0[o1] * a1, p1 = s0[o0 + 1] * a0 + s0[o1 + 1] * a1,
+                p2 = s0[o0 + 2] * a0 + s0[o1 + 2] * a1;
+        h0[j] = p0;
+        h0[j + 1] = p1;
+        h0[j + 2] = p2;
+        if (s1) {
+            int32_t q0 = s1[o0] * a0 + s1[o1] * a1, q1 = s1[o0 + 1] * a0 + s1[o1 + 1] * a1,
+                    q2 = s1[o0 + 2] * a0 + s1[o1 + 2] * a1;
+            h1[j] = q0;
+            h1[j + 1] = q1;
+            h1[j + 2] = q2;
+        }
+    }
+}
+
 static void hrow_f32(float *h, const float *s, const resize_ctx *r, int64_t n) {
     for (int64_t j = 0; j < n; j++)
         h[j] = s[r->eo0[j]] * r->ef0[j] + s[r->eo1[j]] * r->ef1[j];
@@ -318,10 +341,19 @@ static void resize_linear_rows(void *vctx, int64_t begin, int64_t end) {
                 have0 = have1;
                 have1 = -1;
             }
-            if (have0 != sy0)
-                hrow_u8(h0, S + sy0 * sw * C, r, n);
-            if (have1 != sy1)
-                hrow_u8(h1, S + sy1 * sw * C, r, n);
+            if (C == 3 && have0 != sy0 && have1 != sy1) {
+                hrow2_u8_c3(h0, h1, S + sy0 * sw * C, S + sy1 * sw * C, r, dw);
+            } else if (C == 3) {
+                if (have0 != sy0)
+                    hrow2_u8_c3(h0, NULL, S + sy0 * sw * C, NULL, r, dw);
+                if (have1 != sy1)
+                    hrow2_u8_c3(h1, NULL, S + sy1 * sw * C, NULL, r, dw);
+            } else {
+                if (have0 != sy0)
+                    hrow_u8(h0, S + sy0 * sw * C, r, n);
+                if (have1 != sy1)
+                    hrow_u8(h1, S + sy1 * sw * C, r, n);
+            }
             have0 = sy0;
             have1 = sy1;
             // OpenCV's SIMD vertical pass (VResizeLinearVec_32s8u): rows pre-shifted by 4, the

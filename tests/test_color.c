@@ -395,6 +395,68 @@ static void test_float_color_kernels_handle_out_of_range_values(void **state) {
     hs_tensor_free(hed);
 }
 
+// The float rgb2lab path (sRGB gamma by exp/log polynomials in fused multiply-adds, cube root
+// by Newton steps) against libm in double on 65536 random colours, a seventh of them dark
+// (linear segment, cube-root knee): within 2e-5 + 1e-6|want|, the bound of the plain-loop test.
+static void test_rgb2lab_f32_fast_paths_stay_within_2e5_of_libm_on_random_colours(void **state) {
+    (void)state;
+    static const double m[3][3] = {{0.412453, 0.357580, 0.180423}, {0.212671, 0.715160, 0.072169},
+                                   {0.019334, 0.119193, 0.950227}};
+    static const double white[3] = {0.95047, 1.0, 1.08883};
+    const int64_t n = 65536;
+    hs_tensor *x = new_img(HS_DTYPE_F32, 1, n, 3), *lab = new_img(HS_DTYPE_F32, 1, n, 3);
+    float *p = x->data;
+    uint64_t seed = 11;
+    for (int64_t i = 0; i < 3 * n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        float u = (float)((double)(seed >> 40) / 16777216.0);
+        p[i] = i % 7 == 0 ? u * 0.01f : u;
+    }
+    assert_int_equal(hs_color_rgb2lab(lab, x), HS_OK);
+    const float *L = lab->data;
+    for (int64_t i = 0; i < n; i++) {
+        double lin[3], f[3];
+        for (int c = 0; c < 3; c++) {
+            double u = p[3 * i + c];
+            lin[c] = u > 0.04045 ? pow((u + 0.055) / 1.055, 2.4) : u / 12.92;
+        }
+        for (int c = 0; c < 3; c++)
+            f[c] = ref_lab_f((m[c][0] * lin[0] + m[c][1] * lin[1] + m[c][2] * lin[2]) / white[c]);
+        double want[3] = {116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])};
+        for (int c = 0; c < 3; c++)
+            if (fabs((double)L[3 * i + c] - want[c]) > 2e-5 + 1e-6 * fabs(want[c]))
+                fail_msg("lab pixel %lld channel %d: %.8g, want %.8g", (long long)i, c, (double)L[3 * i + c], want[c]);
+    }
+    hs_tensor_free(x);
+    hs_tensor_free(lab);
+}
+
+// hs_color_log_block (rgb2hed's optical densities) within 2 ulp of log over the float range.
+static void test_log_block_is_within_two_ulp_of_log(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    float v[N], x[N];
+    double worst = 0;
+    for (uint32_t u = 0x00800000u; u < 0x7F000000u; u += 0x00800000u / 8) {
+        for (int i = 0; i < N; i++) {
+            uint32_t bits = u + (uint32_t)i * 251u;
+            memcpy(&x[i], &bits, sizeof bits);
+            v[i] = x[i];
+        }
+        hs_color_log_block(v, N, 1e-30f, 1.0f);
+        for (int i = 0; i < N; i++) {
+            double want = log((double)(x[i] > 1e-30f ? x[i] : 1e-30f));
+            float aw = (float)fabs(want);
+            double ulp = (double)(nextafterf(aw, INFINITY) - aw);
+            double e = fabs((double)v[i] - want) / ulp;
+            if (fabs(want) > 1e-3 && e > worst)
+                worst = e;
+        }
+    }
+    if (worst > 2.0)
+        fail_msg("log_block: %.2f ulp from log", worst);
+}
+
 // Every U8 value through the fast paths: rgb2hsv reads U8 as v / 255.0f (must round exactly as
 // (float)(v / 255.0), the F32 input it stands for), and rgb2hed's U8 table path (packed output)
 // must give the same bits as the block driver (used for a strided output).
@@ -440,6 +502,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgb2gray_u8_matches_opencv_fixed_point),
         cmocka_unit_test(test_rgb2hsv_and_rgb2lab_match_skimage_known_values),
+        cmocka_unit_test(test_rgb2lab_f32_fast_paths_stay_within_2e5_of_libm_on_random_colours),
+        cmocka_unit_test(test_log_block_is_within_two_ulp_of_log),
         cmocka_unit_test(test_rgb2hed_matches_skimage_and_inverts),
         cmocka_unit_test(test_stain_matrices_named_and_from_vectors),
         cmocka_unit_test(test_color_ops_report_shapes_and_dtypes),

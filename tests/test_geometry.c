@@ -210,6 +210,39 @@ static void test_resize_area_integer_scale_matches_plain_average(void **state) {
     }
 }
 
+// The 3-channel U8 bilinear path (one table lookup per pixel, two source rows per pass) must
+// give exactly what the generic per-element path gives each channel on its own, for down-,
+// up- and mixed scales (rows reused or not) and for one-pixel-wide images.
+static void test_resize_bilinear_u8_three_channel_path_matches_per_channel_resize(void **state) {
+    (void)state;
+    static const int64_t cases[][4] = {{48, 64, 12, 16}, {20, 30, 31, 45}, {23, 37, 17, 10}, {9, 1, 4, 3}, {5, 7, 5, 7}};
+    uint64_t seed = 7;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int64_t h = cases[k][0], w = cases[k][1], dh = cases[k][2], dw = cases[k][3];
+        hs_tensor *x = new_img(HS_DTYPE_U8, h, w, 3), *y = new_img(HS_DTYPE_U8, dh, dw, 3);
+        uint8_t *px = x->data;
+        for (int64_t i = 0; i < h * w * 3; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            px[i] = (uint8_t)(seed >> 56);
+        }
+        assert_int_equal(hs_geometry_resize(y, x, HS_INTERP_BILINEAR), HS_OK);
+        for (int c = 0; c < 3; c++) {
+            hs_tensor *xc = new_img(HS_DTYPE_U8, h, w, 0), *yc = new_img(HS_DTYPE_U8, dh, dw, 0);
+            for (int64_t i = 0; i < h * w; i++)
+                ((uint8_t *)xc->data)[i] = px[3 * i + c];
+            assert_int_equal(hs_geometry_resize(yc, xc, HS_INTERP_BILINEAR), HS_OK);
+            for (int64_t i = 0; i < dh * dw; i++)
+                if (((const uint8_t *)yc->data)[i] != ((const uint8_t *)y->data)[3 * i + c])
+                    fail_msg("case %zu channel %d element %lld: 3-channel %d, per channel %d", k, c, (long long)i,
+                             ((const uint8_t *)y->data)[3 * i + c], ((const uint8_t *)yc->data)[i]);
+            hs_tensor_free(xc);
+            hs_tensor_free(yc);
+        }
+        hs_tensor_free(x);
+        hs_tensor_free(y);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crop_copies_the_window_and_rejects_outside),
@@ -218,6 +251,7 @@ int main(void) {
         cmocka_unit_test(test_resize_matches_cv2_values),
         cmocka_unit_test(test_resize_f32_bilinear_is_exact_on_a_ramp_and_area_halves_average),
         cmocka_unit_test(test_resize_area_integer_scale_matches_plain_average),
+        cmocka_unit_test(test_resize_bilinear_u8_three_channel_path_matches_per_channel_resize),
         cmocka_unit_test(test_tiles_and_tissue_fraction),
         cmocka_unit_test(test_geometry_rejects_bad_images),
     };
