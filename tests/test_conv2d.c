@@ -121,6 +121,8 @@ static const conv_case conv_cases[] = {
     {80, 64, 6, 6, 8, 3, 3, 1, 1, 1, 2},      // image-block lanes, groups, a partial block
     {28, 2000, 4, 4, 5, 1, 1, 1, 0, 1, 1},    // image-block lanes, 1x1 direct
     {30, 128, 5, 5, 6, 3, 3, 2, 1, 1, 1},     // image-block lanes with stride 2
+    {2, 4, 46, 46, 256, 3, 3, 1, 1, 1, 2},    // tiled, 128 out channels per group: dW partials untransposed
+    {4, 16, 40, 40, 128, 3, 3, 1, 1, 1, 1},   // image-block lanes, 128 out channels: untransposed partials
 };
 
 static void test_conv2d_matches_reference_loops_on_many_shapes(void **state) {
