@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "tensor_ops.h"
 
 // (H,W) or (H,W,C) with in's shape and the given dtype set.
 static hs_status check_io(const hs_tensor *out, const hs_tensor *in, const char *op, int allow_f32) {
@@ -77,55 +78,6 @@ hs_status hs_contrast_equalize_hist(hs_tensor *out, const hs_tensor *in) {
 
 // ---- auto contrast ----
 
-static void swapf(float *a, int64_t i, int64_t j) {
-    float t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-}
-
-static float select_kth(float *a, int64_t n, int64_t k) {
-    int64_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < a[lo]) swapf(a, mid, lo);
-        if (a[hi] < a[lo]) swapf(a, hi, lo);
-        if (a[hi] < a[mid]) swapf(a, hi, mid);
-        float p = a[mid];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < p) i++;
-            while (a[j] > p) j--;
-            if (i <= j) {
-                swapf(a, i, j);
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-    return a[k];
-}
-
-static double percentile(float *a, int64_t n, double q) {  // numpy 'linear'; reorders a
-    double pos = q / 100.0 * (double)(n - 1);
-    int64_t k = (int64_t)floor(pos);
-    if (k >= n - 1)
-        k = n - 1;
-    double frac = pos - (double)k, lo = select_kth(a, n, k);
-    if (frac <= 0 || k + 1 >= n)
-        return lo;
-    float next = a[k + 1];
-    for (int64_t i = k + 2; i < n; i++)
-        if (a[i] < next)
-            next = a[i];
-    return lo + frac * ((double)next - lo);
-}
-
 // Sorted value at `rank` from a histogram.
 static int hist_rank(const int64_t hist[256], int64_t rank) {
     int64_t cum = 0;
@@ -181,7 +133,7 @@ static hs_status auto_f32(hs_tensor *out, const hs_tensor *in, double low, doubl
                     buf[k++] = ((const float *)in->data)[y * in->stride[0] + x * in->stride[1] + c * cs];
         if (k == 0)
             break;
-        double lo = percentile(buf, k, low), hi = percentile(buf, k, high);
+        double lo = hs_percentile_f32(buf, k, low), hi = hs_percentile_f32(buf, k, high);
         for (int64_t c = c0; c < c1; c++)
             for (int64_t y = 0; y < in->shape[0]; y++)
                 for (int64_t x = 0; x < in->shape[1]; x++) {

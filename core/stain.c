@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "tensor_ops.h"
 #include "color.h"
 #include "parallel.h"
 
@@ -241,56 +242,6 @@ static hs_status check_rgb_out(const hs_tensor *out, const hs_tensor *rgb, const
     if (out->dtype != HS_DTYPE_U8 && out->dtype != HS_DTYPE_F32)
         return HS_FAIL(HS_ERR_DTYPE, "%s: out must be U8 or F32, got %s", op, hs_dtype_name(out->dtype));
     return HS_OK;
-}
-
-// Value at fractional rank q/100*(n-1) with linear interpolation (numpy's default). Reorders a.
-static void swapf(float *a, int64_t i, int64_t j) {
-    float t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-}
-
-static float select_kth(float *a, int64_t n, int64_t k) {
-    int64_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        int64_t mid = lo + (hi - lo) / 2;  // median of three as pivot
-        if (a[mid] < a[lo]) swapf(a, mid, lo);
-        if (a[hi] < a[lo]) swapf(a, hi, lo);
-        if (a[hi] < a[mid]) swapf(a, hi, mid);
-        float p = a[mid];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < p) i++;
-            while (a[j] > p) j--;
-            if (i <= j) {
-                swapf(a, i, j);
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-    return a[k];
-}
-
-static double percentile(float *a, int64_t n, double q) {
-    double pos = q / 100.0 * (double)(n - 1);
-    int64_t k = (int64_t)floor(pos);
-    if (k >= n - 1)
-        k = n - 1;
-    double frac = pos - (double)k, lo = select_kth(a, n, k);
-    if (frac <= 0 || k + 1 >= n)
-        return lo;
-    float next = a[k + 1];  // after selection everything right of k is >= a[k]: take the minimum
-    for (int64_t i = k + 2; i < n; i++)
-        if (a[i] < next)
-            next = a[i];
-    return lo + frac * ((double)next - lo);
 }
 
 // Pixel (y,x) channel c of a float-input image as a 0..255 intensity.
@@ -544,7 +495,7 @@ static hs_status macenko_fit_work(hs_stain_macenko *fit, macenko_work *w, const 
         double y = (double)p[0] * e3[0] + (double)p[1] * e3[1] + (double)p[2] * e3[2];
         w->buf0[t++] = (float)atan2(y, x);
     }
-    double phi_min = percentile(w->buf0, t, o->alpha), phi_max = percentile(w->buf0, t, 100 - o->alpha);
+    double phi_min = hs_percentile_f32(w->buf0, t, o->alpha), phi_max = hs_percentile_f32(w->buf0, t, 100 - o->alpha);
     double vmin[3], vmax[3];
     for (int k = 0; k < 3; k++) {
         vmin[k] = e2[k] * cos(phi_min) + e3[k] * sin(phi_min);
@@ -561,8 +512,8 @@ static hs_status macenko_fit_work(hs_stain_macenko *fit, macenko_work *w, const 
                 fit->stains[s][k] = -fit->stains[s][k];
     }
     HS_TRY(concentrations(w->buf0, w->buf1, w->od, w->n, fit, op));
-    fit->max_conc[0] = percentile(w->buf0, w->n, 99);
-    fit->max_conc[1] = percentile(w->buf1, w->n, 99);
+    fit->max_conc[0] = hs_percentile_f32(w->buf0, w->n, 99);
+    fit->max_conc[1] = hs_percentile_f32(w->buf1, w->n, 99);
     return HS_OK;
 }
 

@@ -1504,3 +1504,56 @@ hs_status hs_tensor_sort(hs_tensor *values, hs_tensor *indices, const hs_tensor 
         iter_range(&it, 0, it.n, sort_seg, &c);  // serial: one workspace
     return HS_OK;
 }
+
+// ---- percentiles (quickselect) ----
+
+static void swapf(float *a, int64_t i, int64_t j) {
+    float t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+}
+
+static float select_kth(float *a, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        int64_t mid = lo + (hi - lo) / 2;  // median of three as pivot
+        if (a[mid] < a[lo]) swapf(a, mid, lo);
+        if (a[hi] < a[lo]) swapf(a, hi, lo);
+        if (a[hi] < a[mid]) swapf(a, hi, mid);
+        float p = a[mid];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < p) i++;
+            while (a[j] > p) j--;
+            if (i <= j) {
+                swapf(a, i, j);
+                i++;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return a[k];
+}
+
+double hs_percentile_f32(float *a, int64_t n, double q) {
+    double pos = q / 100.0 * (double)(n - 1);
+    int64_t k = (int64_t)floor(pos);
+    if (k >= n - 1)
+        k = n - 1;
+    if (k < 0)
+        k = 0;
+    double frac = pos - (double)k, lo = select_kth(a, n, k);
+    if (frac <= 0 || k + 1 >= n)
+        return lo;
+    float next = a[k + 1];  // after selection everything right of k is >= a[k]: take the minimum
+    for (int64_t i = k + 2; i < n; i++)
+        if (a[i] < next)
+            next = a[i];
+    return lo + frac * ((double)next - lo);
+}

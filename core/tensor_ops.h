@@ -147,4 +147,9 @@ int64_t hs_tensor_sort_workspace_size(const hs_tensor *t, int dim);  // number o
 hs_status hs_tensor_sort(hs_tensor *values, hs_tensor *indices, const hs_tensor *t, int dim, int descending,
                          int64_t *work);
 
+// Percentile q (0..100) of a[0..n-1] with linear interpolation between ranks (numpy's default
+// 'linear' method); n >= 1. Reorders a (quickselect, O(n) expected). Used by contrast stretching
+// and stain normalisation.
+double hs_percentile_f32(float *a, int64_t n, double q);
+
 #endif
