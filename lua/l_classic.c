@@ -127,13 +127,6 @@ static hs_tensor *check_labels(lua_State *L, int idx) {
     return lhs_checktensor(L, idx);
 }
 
-static double opt_num(lua_State *L, int t, const char *k, double def) {
-    lua_getfield(L, t, k);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int l_fit(lua_State *L) {
     if (lua_isnoneornil(L, 3)) {
         lua_settop(L, 2);
@@ -151,9 +144,9 @@ static int l_fit(lua_State *L) {
     lua_pop(L, 1);
     hs_classic_params p;
     hs_classic_params_default(&p, kind);
-    p.C = opt_num(L, opts, "C", p.C);
-    p.tol = opt_num(L, opts, "tol", p.tol);
-    p.max_iter = (int)opt_num(L, opts, "max_iter", p.max_iter);
+    p.C = lhs_optnumber(L, opts, "C", p.C);
+    p.tol = lhs_optnumber(L, opts, "tol", p.tol);
+    p.max_iter = (int)lhs_optnumber(L, opts, "max_iter", p.max_iter);
     lua_getfield(L, opts, "gamma");
     if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_argcheck(L, strcmp(lua_tostring(L, -1), "scale") == 0, opts, "'gamma' must be a number or \"scale\"");
@@ -298,7 +291,7 @@ static int l_from_state(lua_State *L) {
     read_array(L, 1, "mean", m->mean, F);
     read_array(L, 1, "scale", m->scale, F);
     if (kind == HS_CLASSIC_RBF_SVM) {
-        m->gamma = opt_num(L, 1, "gamma", 0);
+        m->gamma = lhs_optnumber(L, 1, "gamma", 0);
         luaL_argcheck(L, m->gamma > 0, 1, "state.gamma must be positive");
         read_array(L, 1, "sv", m->sv, S * F);
         read_array(L, 1, "coef", m->coef, S * K * (K - 1) / 2);

@@ -39,6 +39,15 @@ int lhs_checkshape(lua_State *L, int idx, int64_t shape[HS_MAX_DIMS]);
 // Convert a 1-based (negative counts from the end) Lua dim to 0-based; errors when out of range.
 int lhs_checkdim(lua_State *L, int arg, int ndim);
 hs_dtype lhs_checkdtype(lua_State *L, int idx, hs_dtype def);
+// Options tables: field `key` of the table at idx. When idx is nil/none (or not a table) or the
+// field is nil, the default is returned; a value of the wrong type raises
+// "bad option 'key' (number expected, got string)".
+lua_Number lhs_optnumber(lua_State *L, int idx, const char *key, lua_Number def);
+lua_Integer lhs_optinteger(lua_State *L, int idx, const char *key, lua_Integer def);
+int lhs_optboolean(lua_State *L, int idx, const char *key, int def);  // any non-nil value: truthiness
+// Array option: entries 1..max of the table `key` into out[0..max-1]; at least `min` entries must be
+// present (absent entries beyond them leave out[] unchanged). Absent option: out[] unchanged.
+void lhs_optnumbers(lua_State *L, int idx, const char *key, float *out, int min, int max);
 // Register functions into the hs.tensor method table (for other binding files).
 void lhs_tensor_add_methods(lua_State *L, const luaL_Reg *methods);
 

@@ -27,30 +27,6 @@ static int get_opt(lua_State *L, int idx, const char *key) {
     return lua_getfield(L, idx, key);
 }
 
-static double opt_num(lua_State *L, int idx, const char *key, double def) {
-    double v = def;
-    if (get_opt(L, idx, key) != LUA_TNIL) {
-        int ok;
-        v = lua_tonumberx(L, -1, &ok);
-        if (!ok)
-            luaL_error(L, "bad option '%s' (number expected, got %s)", key, luaL_typename(L, -1));
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static lua_Integer opt_int(lua_State *L, int idx, const char *key, lua_Integer def) {
-    lua_Integer v = def;
-    if (get_opt(L, idx, key) != LUA_TNIL) {
-        int ok;
-        v = lua_tointegerx(L, -1, &ok);
-        if (!ok)
-            luaL_error(L, "bad option '%s' (integer expected, got %s)", key, luaL_typename(L, -1));
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static void read_params(lua_State *L, int idx, hs_ihc_params *p) {
     luaL_argcheck(L, lua_isnoneornil(L, idx) || lua_istable(L, idx), idx, "options table expected");
     hs_ihc_defaults(p);
@@ -86,17 +62,17 @@ static void read_params(lua_State *L, int idx, hs_ihc_params *p) {
                        luaL_tolstring(L, -1, NULL));
     }
     lua_pop(L, 1);
-    p->sigma = opt_num(L, idx, "sigma", p->sigma);
-    p->background_sigma = opt_num(L, idx, "background_sigma", p->background_sigma);
-    p->min_threshold = opt_num(L, idx, "min_threshold", p->min_threshold);
-    p->open_radius = (int)opt_int(L, idx, "open_radius", p->open_radius);
+    p->sigma = lhs_optnumber(L, idx, "sigma", p->sigma);
+    p->background_sigma = lhs_optnumber(L, idx, "background_sigma", p->background_sigma);
+    p->min_threshold = lhs_optnumber(L, idx, "min_threshold", p->min_threshold);
+    p->open_radius = (int)lhs_optinteger(L, idx, "open_radius", p->open_radius);
     if (get_opt(L, idx, "fill_holes") != LUA_TNIL)
         p->fill_holes = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    p->min_distance = (int)opt_int(L, idx, "min_distance", p->min_distance);
-    p->min_area = opt_int(L, idx, "min_area", p->min_area);
-    p->max_area = opt_int(L, idx, "max_area", p->max_area);
-    p->cell_radius = (int)opt_int(L, idx, "cell_radius", p->cell_radius);
+    p->min_distance = (int)lhs_optinteger(L, idx, "min_distance", p->min_distance);
+    p->min_area = lhs_optinteger(L, idx, "min_area", p->min_area);
+    p->max_area = lhs_optinteger(L, idx, "max_area", p->max_area);
+    p->cell_radius = (int)lhs_optinteger(L, idx, "cell_radius", p->cell_radius);
     if (get_opt(L, idx, "thresholds") != LUA_TNIL) {
         if (!lua_istable(L, -1) || luaL_len(L, -1) != 3)
             luaL_error(L, "bad option 'thresholds' (a table of 3 increasing ODs expected)");

@@ -50,31 +50,6 @@ static hs_tensor *push_new_like(lua_State *L, const hs_tensor *t) {
     return *slot;
 }
 
-static double opt_field_number(lua_State *L, int idx, const char *key, double def) {
-    if (!lua_istable(L, idx))
-        return def;
-    lua_getfield(L, idx, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    int ok;
-    double v = lua_tonumberx(L, -1, &ok);
-    if (!ok)
-        luaL_error(L, "bad option '%s' (number expected, got %s)", key, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
-static int opt_field_bool(lua_State *L, int idx, const char *key, int def) {
-    if (!lua_istable(L, idx))
-        return def;
-    lua_getfield(L, idx, key);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static void check_opts(lua_State *L, int idx) {
     luaL_argcheck(L, lua_isnoneornil(L, idx) || lua_istable(L, idx), idx, "options table expected");
 }
@@ -123,7 +98,7 @@ static int l_save(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     hs_tensor *t = lhs_checktensor(L, 2);
     check_opts(L, 3);
-    double q = opt_field_number(L, 3, "quality", -1);
+    double q = lhs_optnumber(L, 3, "quality", -1);
     if (hs_image_write(path, t, (int)q) != HS_OK) {
         if (hs_last_error()->code == HS_ERR_IO) {
             lua_pushnil(L);
@@ -383,9 +358,9 @@ static int l_reinhard_apply(lua_State *L) {
 static hs_stain_macenko_opts macenko_opts(lua_State *L, int idx) {
     check_opts(L, idx);
     hs_stain_macenko_opts o = hs_stain_macenko_default_opts();
-    o.io = opt_field_number(L, idx, "io", o.io);
-    o.alpha = opt_field_number(L, idx, "alpha", o.alpha);
-    o.beta = opt_field_number(L, idx, "beta", o.beta);
+    o.io = lhs_optnumber(L, idx, "io", o.io);
+    o.alpha = lhs_optnumber(L, idx, "alpha", o.alpha);
+    o.beta = lhs_optnumber(L, idx, "beta", o.beta);
     return o;
 }
 
@@ -444,8 +419,8 @@ static int l_macenko_apply(lua_State *L) {
 static int l_auto_contrast(lua_State *L) {
     hs_tensor *t = lhs_checktensor(L, 1);
     check_opts(L, 2);
-    double lo = opt_field_number(L, 2, "low", 1), hi = opt_field_number(L, 2, "high", 99);
-    int joint = opt_field_bool(L, 2, "joint", 0);
+    double lo = lhs_optnumber(L, 2, "low", 1), hi = lhs_optnumber(L, 2, "high", 99);
+    int joint = lhs_optboolean(L, 2, "joint", 0);
     hs_tensor *out = push_new_like(L, t);
     LHS_CHECK(L, hs_contrast_auto(out, t, lo, hi, joint));
     return 1;
@@ -471,7 +446,7 @@ static int l_equalize_hist(lua_State *L) {
 static int l_clahe(lua_State *L) {
     hs_tensor *t = lhs_checktensor(L, 1);
     check_opts(L, 2);
-    double clip = opt_field_number(L, 2, "clip", 2.0);
+    double clip = lhs_optnumber(L, 2, "clip", 2.0);
     int tx = 8, ty = 8;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "tiles");

@@ -20,48 +20,6 @@ static int opt_field(lua_State *L, int idx, const char *key) {
     return lua_getfield(L, idx, key);  // pushes; caller pops
 }
 
-static lua_Integer opt_int(lua_State *L, int idx, const char *key, lua_Integer def) {
-    int t = opt_field(L, idx, key);
-    if (t == LUA_TNIL) {
-        if (lua_type(L, idx) == LUA_TTABLE)
-            lua_pop(L, 1);
-        return def;
-    }
-    int isnum;
-    lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum)
-        luaL_error(L, "bad option '%s' (integer expected, got %s)", key, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
-static double opt_num(lua_State *L, int idx, const char *key, double def) {
-    int t = opt_field(L, idx, key);
-    if (t == LUA_TNIL) {
-        if (lua_type(L, idx) == LUA_TTABLE)
-            lua_pop(L, 1);
-        return def;
-    }
-    int isnum;
-    double v = lua_tonumberx(L, -1, &isnum);
-    if (!isnum)
-        luaL_error(L, "bad option '%s' (number expected, got %s)", key, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *key, int def) {
-    int t = opt_field(L, idx, key);
-    if (t == LUA_TNIL) {
-        if (lua_type(L, idx) == LUA_TTABLE)
-            lua_pop(L, 1);
-        return def;
-    }
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 // Returns a string that stays valid while the options table is alive (interned Lua string).
 static const char *opt_str(lua_State *L, int idx, const char *key, const char *def) {
     int t = opt_field(L, idx, key);
@@ -123,7 +81,7 @@ static int l_gaussian(lua_State *L) {
     double sigma = luaL_checknumber(L, 2);
     check_opts(L, 3);
     hs_border b = check_border(L, 3, "reflect101");
-    lua_Integer ksize = opt_int(L, 3, "ksize", 0);
+    lua_Integer ksize = lhs_optinteger(L, 3, "ksize", 0);
     luaL_argcheck(L, ksize >= 0 && ksize <= 4097, 3, "ksize out of range 0..4097");
     hs_tensor *dst = push_out(L, src->dtype, src->ndim, src->shape);
     LHS_CHECK(L, hs_filter_gaussian(dst, src, sigma, (int)ksize, b));
@@ -221,7 +179,7 @@ static int morph_common(lua_State *L, hs_morph_op op) {
         }
         if (!kernel) {
             hs_morph_shape s = check_shape_name(L, opt_str(L, 2, "shape", "rect"));
-            lua_Integer k = opt_int(L, 2, "ksize", 3);
+            lua_Integer k = lhs_optinteger(L, 2, "ksize", 3);
             luaL_argcheck(L, k >= 1 && k <= 1024, 2, "ksize must be in 1..1024");
             int64_t shape[2] = {k, k};
             hs_tensor *kt = push_new(L, HS_DTYPE_U8, 2, shape);
@@ -254,7 +212,7 @@ static int l_threshold(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     double t = luaL_checknumber(L, 2);
     check_opts(L, 3);
-    int invert = opt_bool(L, 3, "invert", 0);
+    int invert = lhs_optboolean(L, 3, "invert", 0);
     hs_tensor *dst = push_like(L, src, HS_DTYPE_U8);
     LHS_CHECK(L, hs_segment_threshold(dst, src, t, invert));
     return 1;
@@ -264,7 +222,7 @@ static int l_threshold(lua_State *L) {
 static int l_otsu(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     check_opts(L, 2);
-    int invert = opt_bool(L, 2, "invert", 1);
+    int invert = lhs_optboolean(L, 2, "invert", 1);
     hs_tensor *dst = push_like(L, src, HS_DTYPE_U8);
     double t = 0;
     LHS_CHECK(L, hs_segment_otsu(dst, &t, src, invert));
@@ -275,11 +233,11 @@ static int l_otsu(lua_State *L) {
 static int l_adaptive_threshold(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     check_opts(L, 2);
-    lua_Integer block = opt_int(L, 2, "block", 11);
+    lua_Integer block = lhs_optinteger(L, 2, "block", 11);
     luaL_argcheck(L, block >= -100000 && block <= 100000, 2, "block out of range");
-    double c = opt_num(L, 2, "c", 2);
+    double c = lhs_optnumber(L, 2, "c", 2);
     const char *m = opt_str(L, 2, "method", "mean");
-    int invert = opt_bool(L, 2, "invert", 0);
+    int invert = lhs_optboolean(L, 2, "invert", 0);
     hs_adaptive_method method;
     if (strcmp(m, "mean") == 0)
         method = HS_ADAPTIVE_MEAN;
@@ -348,10 +306,10 @@ static int l_connected_components(lua_State *L) {
         luaL_argcheck(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "hs.tensor image or options table expected");
     }
     check_opts(L, opts);
-    lua_Integer conn = opt_int(L, opts, "connectivity", 8);
+    lua_Integer conn = lhs_optinteger(L, opts, "connectivity", 8);
     luaL_argcheck(L, conn == 4 || conn == 8, opts, "connectivity must be 4 or 8");
     hs_dtype dt = label_dtype(L, opts);
-    int want_stats = opt_bool(L, opts, "stats", 1);
+    int want_stats = lhs_optboolean(L, opts, "stats", 1);
     int64_t shape[2] = {mask->ndim >= 2 ? mask->shape[0] : 0, mask->ndim >= 2 ? mask->shape[1] : 0};
     hs_tensor *labels = push_new(L, dt, 2, shape);
     int64_t count = 0;
@@ -401,7 +359,7 @@ static int l_watershed(lua_State *L) {
         luaL_argcheck(L, lua_isnoneornil(L, 3) || lua_istable(L, 3), 3, "hs.tensor mask or options table expected");
     }
     check_opts(L, opts);
-    lua_Integer conn = opt_int(L, opts, "connectivity", 4);
+    lua_Integer conn = lhs_optinteger(L, opts, "connectivity", 4);
     luaL_argcheck(L, conn == 4 || conn == 8, opts, "connectivity must be 4 or 8");
     luaL_argcheck(L, markers->ndim == 2, 2, "markers must be (H,W)");
     hs_dtype dt = markers->dtype == HS_DTYPE_I64 ? HS_DTYPE_I64 : HS_DTYPE_I32;
@@ -415,7 +373,7 @@ static int l_watershed(lua_State *L) {
 static int l_split_nuclei(lua_State *L) {
     hs_tensor *mask = lhs_checktensor(L, 1);
     check_opts(L, 2);
-    lua_Integer md = opt_int(L, 2, "min_distance", 3);
+    lua_Integer md = lhs_optinteger(L, 2, "min_distance", 3);
     luaL_argcheck(L, md >= 1 && md <= 512, 2, "min_distance must be in 1..512");
     hs_dtype dt = label_dtype(L, 2);
     int64_t shape[2] = {mask->ndim >= 2 ? mask->shape[0] : 0, mask->ndim >= 2 ? mask->shape[1] : 0};
@@ -460,10 +418,10 @@ static int l_pad(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     lua_Integer top, bottom, left, right;
     if (lua_istable(L, 2)) {
-        top = opt_int(L, 2, "top", 0);
-        bottom = opt_int(L, 2, "bottom", 0);
-        left = opt_int(L, 2, "left", 0);
-        right = opt_int(L, 2, "right", 0);
+        top = lhs_optinteger(L, 2, "top", 0);
+        bottom = lhs_optinteger(L, 2, "bottom", 0);
+        left = lhs_optinteger(L, 2, "left", 0);
+        right = lhs_optinteger(L, 2, "right", 0);
     } else {
         top = bottom = left = right = luaL_checkinteger(L, 2);
     }
@@ -471,7 +429,7 @@ static int l_pad(lua_State *L) {
     luaL_argcheck(L, top + bottom <= 1000000 && left + right <= 1000000, 2, "padding too large");
     check_opts(L, 3);
     hs_border b = check_border(L, 3, "constant");
-    double value = opt_num(L, 3, "value", 0);
+    double value = lhs_optnumber(L, 3, "value", 0);
     hs_image_dims d;
     image_dims(L, src, &d, "pad");
     int64_t shape[3];
@@ -538,7 +496,7 @@ static int l_tissue_fraction(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     check_opts(L, 2);
     hs_tissue_method m = check_tissue_method(L, 2);
-    double thr = opt_num(L, 2, "threshold", m == HS_TISSUE_SATURATION ? 0.07 : 0.15);
+    double thr = lhs_optnumber(L, 2, "threshold", m == HS_TISSUE_SATURATION ? 0.07 : 0.15);
     double f = 0;
     LHS_CHECK(L, hs_geometry_tissue_fraction(&f, src, m, thr));
     lua_pushnumber(L, f);
@@ -549,12 +507,12 @@ static int l_tissue_fraction(lua_State *L) {
 static int l_tiles(lua_State *L) {
     hs_tensor *src = lhs_checktensor(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_Integer size = opt_int(L, 2, "size", 256);
-    lua_Integer stride = opt_int(L, 2, "stride", size);
+    lua_Integer size = lhs_optinteger(L, 2, "size", 256);
+    lua_Integer stride = lhs_optinteger(L, 2, "stride", size);
     luaL_argcheck(L, size >= 1 && stride >= 1, 2, "size and stride must be >= 1");
-    double min_tissue = opt_num(L, 2, "min_tissue", 0);
+    double min_tissue = lhs_optnumber(L, 2, "min_tissue", 0);
     hs_tissue_method m = check_tissue_method(L, 2);
-    double thr = opt_num(L, 2, "threshold", m == HS_TISSUE_SATURATION ? 0.07 : 0.15);
+    double thr = lhs_optnumber(L, 2, "threshold", m == HS_TISSUE_SATURATION ? 0.07 : 0.15);
     hs_image_dims d;
     image_dims(L, src, &d, "tiles");
     int64_t n = 0;
@@ -599,9 +557,9 @@ static int l_augment(lua_State *L) {
     lua_Integer seed = luaL_checkinteger(L, 3);
     hs_augment_spec spec;
     memset(&spec, 0, sizeof spec);
-    spec.p_hflip = opt_bool(L, 2, "hflip", 0) ? 0.5 : opt_num(L, 2, "p_hflip", 0);
-    spec.p_vflip = opt_bool(L, 2, "vflip", 0) ? 0.5 : opt_num(L, 2, "p_vflip", 0);
-    spec.rot90 = opt_bool(L, 2, "rot90", 0);
+    spec.p_hflip = lhs_optboolean(L, 2, "hflip", 0) ? 0.5 : lhs_optnumber(L, 2, "p_hflip", 0);
+    spec.p_vflip = lhs_optboolean(L, 2, "vflip", 0) ? 0.5 : lhs_optnumber(L, 2, "p_vflip", 0);
+    spec.rot90 = lhs_optboolean(L, 2, "rot90", 0);
     if (opt_field(L, 2, "crop") != LUA_TNIL) {  // crop = n or {w, h}
         if (lua_istable(L, -1)) {
             lua_geti(L, -1, 1);
@@ -614,10 +572,10 @@ static int l_augment(lua_State *L) {
         }
     }
     lua_pop(L, 1);
-    spec.brightness = opt_num(L, 2, "brightness", 0);
-    spec.contrast = opt_num(L, 2, "contrast", 0);
-    spec.hed_sigma = opt_num(L, 2, "hed_sigma", 0);
-    spec.hed_bias = opt_num(L, 2, "hed_bias", 0);
+    spec.brightness = lhs_optnumber(L, 2, "brightness", 0);
+    spec.contrast = lhs_optnumber(L, 2, "contrast", 0);
+    spec.hed_sigma = lhs_optnumber(L, 2, "hed_sigma", 0);
+    spec.hed_bias = lhs_optnumber(L, 2, "hed_bias", 0);
     hs_image_dims d;
     image_dims(L, src, &d, "augment");
     hs_augment_plan plan;

@@ -63,31 +63,6 @@ static int l_fill_cache(lua_State *L) {
     return 2;
 }
 
-static float field_number(lua_State *L, int t, const char *k, float def) {
-    lua_getfield(L, t, k);
-    float v = lua_isnil(L, -1) ? def : (float)luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-static int field_bool(lua_State *L, int t, const char *k, int def) {
-    lua_getfield(L, t, k);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-static void field_floats(lua_State *L, int t, const char *k, float *out, int n) {
-    lua_getfield(L, t, k);
-    if (lua_istable(L, -1)) {
-        for (int i = 0; i < n; i++) {
-            lua_geti(L, -1, i + 1);
-            if (!lua_isnil(L, -1))
-                out[i] = (float)luaL_checknumber(L, -1);
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-}
-
 static int l_new(lua_State *L) {
     hs_tensor *cache = lhs_checktensor(L, 1);
     hs_tensor *labels = lua_isnoneornil(L, 2) ? NULL : lhs_checktensor(L, 2);
@@ -95,18 +70,18 @@ static int l_new(lua_State *L) {
     luaL_checktype(L, 4, LUA_TTABLE);
     hs_batch_spec s;
     float out[2] = {0, 0};
-    field_floats(L, 3, "out", out, 2);
+    lhs_optnumbers(L, 3, "out", out, 0, 2);
     luaL_argcheck(L, out[0] >= 1 && out[1] >= 1, 3, "'out' = {height, width} is required");
     hs_batch_spec_init(&s, (int)out[0], (int)out[1]);
-    s.hflip = field_bool(L, 3, "hflip", 0);
-    s.vflip = field_bool(L, 3, "vflip", 0);
-    s.rot90 = field_bool(L, 3, "rot90", 0);
-    s.brightness = field_number(L, 3, "brightness", 0);
-    s.contrast = field_number(L, 3, "contrast", 0);
-    s.hed_sigma = field_number(L, 3, "hed_sigma", 0);
-    s.invert_mask = field_bool(L, 3, "invert_mask", 0);
-    field_floats(L, 3, "mean", s.mean, 4);
-    field_floats(L, 3, "std", s.std, 4);
+    s.hflip = lhs_optboolean(L, 3, "hflip", 0);
+    s.vflip = lhs_optboolean(L, 3, "vflip", 0);
+    s.rot90 = lhs_optboolean(L, 3, "rot90", 0);
+    s.brightness = (float)lhs_optnumber(L, 3, "brightness", 0);
+    s.contrast = (float)lhs_optnumber(L, 3, "contrast", 0);
+    s.hed_sigma = (float)lhs_optnumber(L, 3, "hed_sigma", 0);
+    s.invert_mask = lhs_optboolean(L, 3, "invert_mask", 0);
+    lhs_optnumbers(L, 3, "mean", s.mean, 0, 4);
+    lhs_optnumbers(L, 3, "std", s.std, 0, 4);
     lua_getfield(L, 3, "seed");
     s.seed = (uint64_t)luaL_optinteger(L, -1, 1);
     lua_pop(L, 1);
@@ -116,8 +91,8 @@ static int l_new(lua_State *L) {
     lua_getfield(L, 4, "masks");
     hs_tensor *masks = lua_isnil(L, -1) ? NULL : lhs_checktensor(L, -1);
     lua_pop(L, 1);
-    int shuffle = field_bool(L, 4, "shuffle", 0), drop_last = field_bool(L, 4, "drop_last", 0);
-    int training = field_bool(L, 4, "training", 0);
+    int shuffle = lhs_optboolean(L, 4, "shuffle", 0), drop_last = lhs_optboolean(L, 4, "drop_last", 0);
+    int training = lhs_optboolean(L, 4, "training", 0);
 
     loader_box *b = lua_newuserdatauv(L, sizeof *b, 3);  // user values pin cache, labels, masks
     b->l = NULL;

@@ -14,36 +14,6 @@
 #include "l_common.h"
 #include "synth.h"
 
-static float opt_number(lua_State *L, int t, const char *k, float def) {
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    int ok;
-    float v = (float)lua_tonumberx(L, -1, &ok);
-    if (!ok)
-        luaL_error(L, "bad option '%s' (number expected, got %s)", k, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
-static void opt_numbers(lua_State *L, int t, const char *k, float *out, int n) {
-    lua_getfield(L, t, k);
-    if (!lua_isnil(L, -1)) {
-        if (!lua_istable(L, -1))
-            luaL_error(L, "bad option '%s' (a table of %d numbers expected)", k, n);
-        for (int i = 0; i < n; i++) {
-            lua_geti(L, -1, i + 1);
-            int ok;
-            out[i] = (float)lua_tonumberx(L, -1, &ok);
-            if (!ok)
-                luaL_error(L, "bad option '%s' (a table of %d numbers expected)", k, n);
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-}
 
 // The nucleus table on top of the stack -> *c (entry i for messages).
 static void read_nucleus(lua_State *L, int i, hs_synth_nucleus *c) {
@@ -57,14 +27,14 @@ static void read_nucleus(lua_State *L, int i, hs_synth_nucleus *c) {
     c->cx = (float)lua_tonumber(L, -2) - 0.5f;
     c->cy = (float)lua_tonumber(L, -1) - 0.5f;
     lua_pop(L, 2);
-    float r = opt_number(L, t, "r", 8);
-    c->rx = opt_number(L, t, "rx", r);
-    c->ry = opt_number(L, t, "ry", r);
-    c->angle = opt_number(L, t, "angle", 0);
+    float r = (float)lhs_optnumber(L, t, "r", 8);
+    c->rx = (float)lhs_optnumber(L, t, "rx", r);
+    c->ry = (float)lhs_optnumber(L, t, "ry", r);
+    c->angle = (float)lhs_optnumber(L, t, "angle", 0);
     lua_getfield(L, t, "positive");
     int has_pos = !lua_isnil(L, -1), pos = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    c->intensity = (int)opt_number(L, t, "intensity", has_pos && pos ? 2 : 0);
+    c->intensity = (int)lhs_optnumber(L, t, "intensity", has_pos && pos ? 2 : 0);
     if (!has_pos)
         pos = c->intensity > 0;
     c->positive = pos;
@@ -125,22 +95,22 @@ static int l_ihc(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     hs_synth_params p;
     hs_synth_defaults(&p);
-    float w = opt_number(L, 1, "width", 256), h = opt_number(L, 1, "height", 256);
+    float w = (float)lhs_optnumber(L, 1, "width", 256), h = (float)lhs_optnumber(L, 1, "height", 256);
     luaL_argcheck(L, w >= 8 && w <= 16384 && h >= 8 && h <= 16384, 1, "'width' and 'height' must be in 8..16384");
     int64_t W = (int64_t)w, H = (int64_t)h;
     float radius[2] = {p.radius_min, p.radius_max};
-    opt_numbers(L, 1, "radius", radius, 2);
+    lhs_optnumbers(L, 1, "radius", radius, 2, 2);
     p.radius_min = radius[0];
     p.radius_max = radius[1];
-    p.positive_fraction = opt_number(L, 1, "positive_fraction", p.positive_fraction);
-    opt_numbers(L, 1, "intensity_mix", p.intensity_mix, 3);
-    opt_numbers(L, 1, "dab_od", p.dab_od, 3);
-    p.hema_od = opt_number(L, 1, "hema_od", p.hema_od);
-    p.noise = opt_number(L, 1, "noise", p.noise);
-    p.background_od = opt_number(L, 1, "background_od", p.background_od);
-    p.min_gap = (int)opt_number(L, 1, "min_gap", (float)p.min_gap);
-    p.texture = opt_number(L, 1, "texture", p.texture);
-    p.eosin_od = opt_number(L, 1, "eosin_od", p.eosin_od);
+    p.positive_fraction = (float)lhs_optnumber(L, 1, "positive_fraction", p.positive_fraction);
+    lhs_optnumbers(L, 1, "intensity_mix", p.intensity_mix, 3, 3);
+    lhs_optnumbers(L, 1, "dab_od", p.dab_od, 3, 3);
+    p.hema_od = (float)lhs_optnumber(L, 1, "hema_od", p.hema_od);
+    p.noise = (float)lhs_optnumber(L, 1, "noise", p.noise);
+    p.background_od = (float)lhs_optnumber(L, 1, "background_od", p.background_od);
+    p.min_gap = (int)lhs_optnumber(L, 1, "min_gap", (float)p.min_gap);
+    p.texture = (float)lhs_optnumber(L, 1, "texture", p.texture);
+    p.eosin_od = (float)lhs_optnumber(L, 1, "eosin_od", p.eosin_od);
     lua_getfield(L, 1, "seed");
     if (!lua_isnil(L, -1) && !lua_isinteger(L, -1))
         luaL_error(L, "bad option 'seed' (integer expected, got %s)", luaL_typename(L, -1));

@@ -98,6 +98,69 @@ hs_dtype lhs_checkdtype(lua_State *L, int idx, hs_dtype def) {
     return def;
 }
 
+// pushes the field (or nil when idx holds no table) and returns its type
+static int opt_field(lua_State *L, int idx, const char *key) {
+    if (!lua_istable(L, idx)) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    return lua_getfield(L, idx, key);
+}
+
+lua_Number lhs_optnumber(lua_State *L, int idx, const char *key, lua_Number def) {
+    idx = lua_absindex(L, idx);
+    lua_Number v = def;
+    if (opt_field(L, idx, key) != LUA_TNIL) {
+        int ok;
+        v = lua_tonumberx(L, -1, &ok);
+        if (!ok)
+            luaL_error(L, "bad option '%s' (number expected, got %s)", key, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+lua_Integer lhs_optinteger(lua_State *L, int idx, const char *key, lua_Integer def) {
+    idx = lua_absindex(L, idx);
+    lua_Integer v = def;
+    if (opt_field(L, idx, key) != LUA_TNIL) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok)
+            luaL_error(L, "bad option '%s' (integer expected, got %s)", key, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+int lhs_optboolean(lua_State *L, int idx, const char *key, int def) {
+    idx = lua_absindex(L, idx);
+    int v = opt_field(L, idx, key) == LUA_TNIL ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+void lhs_optnumbers(lua_State *L, int idx, const char *key, float *out, int min, int max) {
+    idx = lua_absindex(L, idx);
+    if (opt_field(L, idx, key) != LUA_TNIL) {
+        int ok = lua_istable(L, -1);
+        for (int i = 0; ok && i < max; i++) {
+            int t = lua_geti(L, -1, i + 1);
+            if (t == LUA_TNIL)
+                ok = i >= min;
+            else
+                out[i] = (float)lua_tonumberx(L, -1, &ok);
+            lua_pop(L, 1);
+        }
+        if (!ok) {
+            if (min == max)
+                luaL_error(L, "bad option '%s' (a table of %d numbers expected)", key, max);
+            luaL_error(L, "bad option '%s' (a table of %d to %d numbers expected)", key, min, max);
+        }
+    }
+    lua_pop(L, 1);
+}
+
 void lhs_tensor_add_methods(lua_State *L, const luaL_Reg *methods) {
     luaL_getmetatable(L, LHS_TENSOR);
     lua_getfield(L, -1, "__index");

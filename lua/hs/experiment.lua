@@ -7,6 +7,7 @@ local hs = require "histops"
 local data = require "hs.data"
 local metrics = require "hs.metrics"
 local config = require "hs.config"
+local model_io = require "hs.model_io"
 local json = hs.json
 
 local M = {}
@@ -178,20 +179,6 @@ local function lr_factor(cfg, epoch)   -- epoch is 0-based
   return f
 end
 
--- softmax of logits rows (list of lists)
-local function softmax_rows(logits, n, k)
-  local probs = {}
-  for i = 1, n do
-    local mx = -math.huge
-    for c = 1, k do mx = math.max(mx, logits:get(i, c)) end
-    local s, row = 0, {}
-    for c = 1, k do row[c] = math.exp(logits:get(i, c) - mx); s = s + row[c] end
-    for c = 1, k do row[c] = row[c] / s end
-    probs[i] = row
-  end
-  return probs
-end
-
 -- Evaluate a classification model on a cached split: labels, predictions, probabilities
 function M.predict_cache(model, cfg, part, batch)
   local spec = M.batch_spec(cfg, false)
@@ -207,7 +194,7 @@ function M.predict_cache(model, cfg, part, batch)
     if n == 0 then break end
     local logits = eval_graph:forward(x)
     local k = logits:shape()[2]
-    local p = softmax_rows(logits, n, k)
+    local p = model_io.softmax_rows(logits, n)
     for i = 1, n do
       local item = idx[i]
       local best, arg = -1, 0
@@ -276,16 +263,6 @@ local function progress(run, epoch, step, nsteps, loss, ips, eta)
   end
 end
 
--- save model weights + metadata (classes, input, pipeline) as safetensors
-function M.save_model(path, model, meta)
-  local sd, order = model:state_dict()
-  local tensors = {}
-  for _, name in ipairs(order) do tensors[name] = sd[name]:contiguous() end
-  local smeta = {}
-  for k, v in pairs(meta) do smeta[k] = type(v) == "string" and v or json.encode(v) end
-  hs.io.save(path, tensors, smeta)
-end
-
 function M.load_weights(model, path)
   local t, meta = hs.io.load(path)
   if not t then error(meta, 0) end
@@ -295,7 +272,7 @@ end
 
 local function checkpoint(run, model, opt, epoch, best)
   local dir = run.dir
-  M.save_model(dir .. "/checkpoint.safetensors", model, { kind = "checkpoint" })
+  model_io.save(dir .. "/checkpoint.safetensors", model, { kind = "checkpoint" })
   local s, bufs = opt:state_dict()
   local t = {}
   for k, v in pairs(bufs) do t[k] = v end
@@ -467,7 +444,7 @@ function run_inner(cfg, opts, state)
     local v = rec[monitor]
     if v and v > best then
       best, best_epoch = v, epoch
-      M.save_model(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
+      model_io.save(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
     end
     checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor })
     if state.rec then pcall(state.rec.progress, state.rec, run.history) end
@@ -561,7 +538,7 @@ function run_inner(cfg, opts, state)
   model_meta.experiment_file = cfg._path:match("([^/]+)$")
   model_meta.overrides = opts.overrides or {}
   model_meta.metrics = final
-  require("hs.model_io").save(run.dir .. "/model.safetensors", model, model_meta)
+  model_io.save(run.dir .. "/model.safetensors", model, model_meta)
   local record = {
     id = run.id, experiment = cfg.name, experiment_file = cfg._path, status = "finished",
     start_time = started, end_time = now(), params = config.public(cfg), overrides = opts.overrides or {},

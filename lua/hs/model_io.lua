@@ -121,24 +121,32 @@ function M.batch(m, images)
   return x
 end
 
--- Classify a list of HWC u8 images: { {class =, index = 0-based, probs = {...}}, ... }
-function M.predict(m, images)
-  local x = M.batch(m, images)
-  local logits = m.model(x)
-  local classes = m.meta.classes or {}
+-- Softmax of the first n rows of a (N, K) logits tensor: a list of per-class probability lists.
+function M.softmax_rows(logits, n)
   local k = logits:shape()[2]
-  local out = {}
-  for i = 1, #images do
+  local probs = {}
+  for i = 1, n do
     local mx, row, s = -math.huge, {}, 0
     for c = 1, k do mx = math.max(mx, logits:get(i, c)) end
     for c = 1, k do row[c] = math.exp(logits:get(i, c) - mx); s = s + row[c] end
+    for c = 1, k do row[c] = row[c] / s end
+    probs[i] = row
+  end
+  return probs
+end
+
+-- Classify a list of HWC u8 images: { {class =, index = 0-based, probs = {...}}, ... }
+function M.predict(m, images)
+  local x = M.batch(m, images)
+  local classes = m.meta.classes or {}
+  local out = {}
+  for i, row in ipairs(M.softmax_rows(m.model(x), #images)) do
     local best, arg = -1, 0
-    for c = 1, k do
-      row[c] = row[c] / s
+    for c = 1, #row do
       if row[c] > best then best, arg = row[c], c end
     end
     local probs = {}
-    for c = 1, k do probs[classes[c] or tostring(c - 1)] = row[c] end
+    for c = 1, #row do probs[classes[c] or tostring(c - 1)] = row[c] end
     out[i] = { class = classes[arg] or tostring(arg - 1), index = arg - 1, confidence = best, probs = probs }
   end
   return out
