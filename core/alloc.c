@@ -17,12 +17,16 @@
 
 static atomic_uint_fast64_t n_allocs;
 static atomic_uint_fast64_t fail_countdown;  // 0: no injection
+static atomic_uint_fast64_t n_injected, n_frees;
 
 static int injected_failure(void) {
     uint_fast64_t c = atomic_load(&fail_countdown);
     while (c > 0) {
-        if (atomic_compare_exchange_weak(&fail_countdown, &c, c - 1))
+        if (atomic_compare_exchange_weak(&fail_countdown, &c, c - 1)) {
+            if (c == 1)
+                atomic_fetch_add(&n_injected, 1);
             return c == 1;
+        }
     }
     return 0;
 }
@@ -221,6 +225,7 @@ void *hs_calloc(size_t n, size_t size) {
 void hs_free(void *p) {
     if (!p)
         return;
+    atomic_fetch_add(&n_frees, 1);
     if (((uintptr_t)p & (HUGE_PAGE - 1)) == 0) {
         size_t len = reg_remove((uintptr_t)p);
         if (len) {
@@ -236,3 +241,7 @@ void hs_free(void *p) {
 uint64_t hs_alloc_count(void) { return atomic_load(&n_allocs); }
 
 void hs_alloc_fail_after(uint64_t n) { atomic_store(&fail_countdown, n); }
+
+uint64_t hs_alloc_injected(void) { return atomic_load(&n_injected); }
+
+int64_t hs_alloc_live(void) { return (int64_t)(atomic_load(&n_allocs) - atomic_load(&n_frees)); }

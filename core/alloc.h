@@ -26,5 +26,12 @@ void hs_free(void *p);
 uint64_t hs_alloc_count(void);
 // Make the nth allocation from now fail (1 = the next one); 0 disables injection.
 void hs_alloc_fail_after(uint64_t n);
+// Number of allocations that failed by injection since start (all threads): a fault-injection
+// loop compares it before and after an operation to learn whether the failure was reached.
+uint64_t hs_alloc_injected(void);
+// Blocks currently allocated (successful hs_alloc/hs_calloc minus hs_free of non-NULL): equal
+// before and after an operation that frees all it allocates, so tests can detect leaks
+// without LeakSanitizer.
+int64_t hs_alloc_live(void);
 
 #endif

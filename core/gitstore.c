@@ -505,7 +505,12 @@ static hs_status write_once(hs_gitstore *s, git_oid *new_id, int *retry, const c
         return st;
     // the commit object exists now; only then does the ref move. The old value is compared under
     // the ref's lock; a zero id means "must not exist" (git_reference_create with force=0 checks
-    // existence before taking the lock, so two creators could both win)
+    // existence before taking the lock, so two creators could both win). This is what a libgit2
+    // transaction (git_transaction_lock_ref + set_target + commit) does for one ref: the loose
+    // ref's lock file is written, fsynced and renamed over the ref, after the comparison, all
+    // under the lock; a kill at any point leaves the old ref and at worst a stale .lock (which
+    // break_stale_lock removes once it is old enough).
+    hs_sys_test_kill_point("record-ref");  // test-only crash hook: objects written, ref not moved
     git_oid zero;
     memset(&zero, 0, sizeof zero);
     git_reference *r = NULL;

@@ -1,11 +1,15 @@
 // core/sys.c: POSIX implementations of core/sys.h. Atomic replace is the classic
 // write-temp + fsync + rename + fsync(dir) sequence, so readers see the old or the new file,
-// never a torn one.
+// never a torn one. The atomic writer also hosts the test-only fault hooks (an injected full
+// disk, SIGKILL at named points) that the crash-safety tests drive through the environment.
 #include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,66 @@
 #include <unistd.h>
 
 #include "alloc.h"
+
+// ---- test-only fault hooks (see sys.h) ----
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static long long fault_write_after = -1;  // -1: off
+#define KILL_POINTS 4
+static struct {
+    char name[48];
+    long long at;       // kill on this pass (1-based)
+    atomic_llong seen;  // passes so far
+} kill_points[KILL_POINTS];
+static atomic_llong bytes_written;
+
+static void read_hooks(void) {
+    const char *f = getenv("HISTOPS_FAULT_WRITE_AFTER");
+    if (f && *f) {
+        char *end;
+        long long v = strtoll(f, &end, 10);
+        if (*end == '\0' && v >= 0)
+            fault_write_after = v;
+    }
+    // "<point>:<n>[,<point>:<n>...]"; malformed entries are ignored (test-only)
+    const char *k = getenv("HISTOPS_TEST_KILL_AT");
+    for (int i = 0; k && *k && i < KILL_POINTS;) {
+        size_t len = strcspn(k, ",");
+        const char *colon = memchr(k, ':', len);
+        if (colon && colon > k && (size_t)(colon - k) < sizeof kill_points[i].name) {
+            char num[24];
+            size_t nl = len - (size_t)(colon + 1 - k);
+            if (nl > 0 && nl < sizeof num) {
+                memcpy(num, colon + 1, nl);
+                num[nl] = '\0';
+                char *end;
+                long long n = strtoll(num, &end, 10);
+                if (*end == '\0' && n > 0) {
+                    memcpy(kill_points[i].name, k, (size_t)(colon - k));
+                    kill_points[i].name[colon - k] = '\0';
+                    kill_points[i].at = n;
+                    i++;
+                }
+            }
+        }
+        k += len;
+        if (*k == ',')
+            k++;
+    }
+}
+
+// 1 when this pass of `point` is the one HISTOPS_TEST_KILL_AT names
+static int kill_due(const char *point) {
+    pthread_once(&hooks_once, read_hooks);
+    for (int i = 0; i < KILL_POINTS && kill_points[i].name[0]; i++)
+        if (strcmp(point, kill_points[i].name) == 0)
+            return atomic_fetch_add(&kill_points[i].seen, 1) + 1 == kill_points[i].at;
+    return 0;
+}
+
+void hs_sys_test_kill_point(const char *point) {
+    if (kill_due(point))
+        kill(getpid(), SIGKILL);
+}
 
 hs_status hs_sys_atomic_open(hs_sys_atomic *a, const char *path) {
     a->fd = -1;
@@ -38,6 +102,17 @@ hs_status hs_sys_atomic_open(hs_sys_atomic *a, const char *path) {
 
 hs_status hs_sys_atomic_write(hs_sys_atomic *a, const void *buf, size_t n) {
     const char *p = buf;
+    if (kill_due("atomic-write")) {  // test hook: die with half the buffer in the temp file
+        if (write(a->fd, p, n / 2) < 0) {
+        }
+        kill(getpid(), SIGKILL);
+    }
+    if (fault_write_after >= 0) {  // test hook: a disk that fills up after fault_write_after bytes
+        long long before = atomic_fetch_add(&bytes_written, (long long)n);
+        if (before + (long long)n > fault_write_after)
+            return HS_FAIL(HS_ERR_IO, "cannot write '%s': %s (injected by HISTOPS_FAULT_WRITE_AFTER=%lld)", a->path,
+                           strerror(ENOSPC), fault_write_after);
+    }
     while (n > 0) {
         ssize_t w = write(a->fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
         if (w < 0) {

@@ -41,6 +41,17 @@ hs_status hs_sys_mkdir_p(const char *path);
 // (an array of *n pointers followed by the strings): free it with hs_free. HS_ERR_IO on failure.
 hs_status hs_sys_listdir(char ***names, int *n, const char *path);
 
+// ---- test-only fault hooks (never set them outside tests) ----
+// Read once from the environment, on first use:
+//   HISTOPS_FAULT_WRITE_AFTER=<bytes>: atomic writes of this process fail once <bytes> bytes in
+//     total have been written through hs_sys_atomic_write, with the message of a full disk
+//     ("cannot write '<path>': No space left on device (injected ...)"); simulates ENOSPC.
+//   HISTOPS_TEST_KILL_AT=<point>:<n>[,<point>:<n>...] (up to 4): the n-th time the process
+//     passes the kill point <point> it sends itself SIGKILL. hs_sys_atomic_write is the point "atomic-write" (killed after writing
+//     half of that buffer to the temporary file); callers add their own points with
+//     hs_sys_test_kill_point ("checkpoint-write", "record-write", ...).
+void hs_sys_test_kill_point(const char *point);
+
 // "model name" of the first processor in /proc/cpuinfo (or "unknown"), into buf (NUL-terminated).
 void hs_sys_cpu_model(char *buf, size_t n);
 

@@ -4,6 +4,7 @@
 //   versions() time() clock() sleep(s) getenv(name) hostname() pid() exe() cpu_model() nproc()
 //   set_threads(n) get_threads() mkdir_p(path) listdir(path) stat(path) write_file_atomic(path, s)
 //   read_file(path) sha256(s) sha256_file(path) rss_peak() isatty(fd)
+//   test_kill_point(name): test-only, see HISTOPS_TEST_KILL_AT in core/sys.h
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -282,13 +283,20 @@ static int l_isatty(lua_State *L) {
     return 1;
 }
 
+// Test-only crash hook: SIGKILL the process on the n-th pass when HISTOPS_TEST_KILL_AT=name:n.
+static int l_test_kill_point(lua_State *L) {
+    hs_sys_test_kill_point(luaL_checkstring(L, 1));
+    return 0;
+}
+
 static const luaL_Reg funcs[] = {
     {"versions", l_versions}, {"time", l_time}, {"clock", l_clock}, {"sleep", l_sleep},
     {"getenv", l_getenv}, {"hostname", l_hostname}, {"pid", l_pid}, {"exe", l_exe},
     {"cpu_model", l_cpu_model}, {"nproc", l_nproc}, {"set_threads", l_set_threads},
     {"get_threads", l_get_threads}, {"mkdir_p", l_mkdir_p}, {"listdir", l_listdir}, {"stat", l_stat},
     {"write_file_atomic", l_write_file_atomic}, {"read_file", l_read_file}, {"sha256", l_sha256},
-    {"sha256_file", l_sha256_file}, {"rss_peak", l_rss_peak}, {"isatty", l_isatty}, {NULL, NULL}};
+    {"sha256_file", l_sha256_file}, {"rss_peak", l_rss_peak}, {"isatty", l_isatty}, {"test_kill_point", l_test_kill_point},
+    {NULL, NULL}};
 
 int luaopen_hs_sys(lua_State *L);
 int luaopen_hs_sys(lua_State *L) {

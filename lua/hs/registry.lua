@@ -102,9 +102,15 @@ function M.who(store)
   return os.getenv("USER") or "unknown"
 end
 
-local function decode(text, what)
+-- need_version: version.json and alias.json must carry an integer version (a corrupt record
+-- would otherwise fail later as an internal error, e.g. comparing nil versions)
+local function decode(text, what, need_version)
+  if text == nil then fail("%s: missing (corrupt registry record)", what) end
   local ok, v = pcall(json.decode, text)
   if not ok or type(v) ~= "table" then fail("%s: not valid JSON (%s)", what, tostring(v)) end
+  if need_version and (type(v.version) ~= "number" or math.tointeger(v.version) == nil) then
+    fail("%s: 'version' is %s, not an integer (corrupt registry record)", what, tostring(v.version))
+  end
   return v
 end
 
@@ -134,7 +140,7 @@ function M.version(name, n, opts)
   local ref = version_ref(name, n)
   local text = s:read(ref, "version.json")
   if not text then return nil, ("model %s has no version %s"):format(name, tostring(n)) end
-  local v = decode(text, ref .. ":version.json")
+  local v = decode(text, ref .. ":version.json", true)
   v.ref, v.commit_id = ref, s:resolve(ref)
   return v
 end
@@ -148,7 +154,7 @@ function M.versions(name, opts)
   for _, c in ipairs(s:list(M.PREFIX .. name .. "/versions/") or {}) do
     local n = math.tointeger(tonumber(c.ref:match("/versions/(%d+)$")))
     if n then
-      local v = decode(assert(s:read(c.id, "version.json")), c.ref .. ":version.json")
+      local v = decode(s:read(c.id, "version.json"), c.ref .. ":version.json", true)
       v.ref, v.commit_id = c.ref, c.id
       out[#out + 1] = v
     end
@@ -169,7 +175,7 @@ function M.alias(name, alias, opts)
   local ref = alias_ref(name, alias)
   local id = s:resolve(ref)
   if not id then return nil, ("model %s has no alias '%s'"):format(name, alias) end
-  local a = decode(assert(s:read(id, "alias.json")), ref .. ":alias.json")
+  local a = decode(s:read(id, "alias.json"), ref .. ":alias.json", true)
   a.commit_id, a.ref = id, ref
   return a
 end
@@ -182,7 +188,7 @@ function M.aliases(name, opts)
   local out = {}
   for _, c in ipairs(s:list(M.PREFIX .. name .. "/aliases/") or {}) do
     local alias = c.ref:match("/aliases/(.+)$")
-    local a = decode(assert(s:read(c.id, "alias.json")), c.ref .. ":alias.json")
+    local a = decode(s:read(c.id, "alias.json"), c.ref .. ":alias.json", true)
     a.commit_id, a.ref = c.id, c.ref
     out[alias] = a
   end
@@ -199,7 +205,7 @@ function M.history(name, alias, opts)
   if not log then return nil, ("model %s has no alias '%s'"):format(name, alias) end
   local out = {}
   for i, c in ipairs(log) do
-    local a = decode(assert(s:read(c.id, "alias.json")), alias_ref(name, alias) .. "@" .. c.id:sub(1, 8))
+    local a = decode(s:read(c.id, "alias.json"), alias_ref(name, alias) .. "@" .. c.id:sub(1, 8), true)
     a.commit_id, a.time, a.author = c.id, c.time, c.author
     if i > 1 then a["until"] = out[i - 1].when end
     out[i] = a
@@ -254,6 +260,10 @@ end
 -- ---------------------------------------------------------------- resolving a model spec
 
 local function version_path(v, s)
+  if type(v.weights) ~= "string" or #v.weights ~= 64 or not v.weights:match("^[0-9a-f]+$") then
+    return nil, ("%s@%s: the version record's weights %s are not a SHA-256 (corrupt registry record)")
+      :format(tostring(v.name), tostring(v.version), tostring(v.weights))
+  end
   local p, err = hs.git.artifact_path(s:artifact_dir(), v.weights)
   if not p then
     return nil, ("%s@%d: weights %s are not in the artifact store %s (fetch them, or point HISTOPS_ARTIFACTS at the shared store): %s")

@@ -121,10 +121,12 @@ local function copy_file(src, dst)
   while true do
     local chunk = i:read(1 << 20)
     if not chunk then break end
-    o:write(chunk)
+    local ok, err = o:write(chunk)   -- a full disk must fail the export, not truncate the copy
+    if not ok then i:close(); o:close(); error(("cannot write %s: %s"):format(dst, tostring(err)), 0) end
   end
   i:close()
-  o:close()
+  local ok, err = o:close()
+  if not ok then error(("cannot write %s: %s"):format(dst, tostring(err)), 0) end
   return true
 end
 

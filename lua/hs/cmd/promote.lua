@@ -45,11 +45,9 @@ local function load_experiment(file, cand, info, overrides)
   return cfg, "(embedded in the model file)"
 end
 
-local function write_file(path, text)
-  local f, err = io.open(path, "w")
-  if not f then error(err, 0) end
-  f:write(text)
-  f:close()
+local function write_file(path, text)   -- atomic (temp file, fsync, rename): CI reads these
+  local ok, err = require("histops").sys.write_file_atomic(path, text)
+  if not ok then error(err, 0) end
 end
 
 function M.run(args)
