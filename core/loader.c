@@ -315,6 +315,7 @@ struct hs_loader {
     const hs_tensor *cache, *labels, *mask_cache;
     hs_batch_spec spec;
     int64_t n, batch, nbatches;
+    int64_t local, offset;       // data-parallel shard: rows [offset, offset+local) of each batch
     int shuffle, drop_last, training;
     uint64_t epoch;
     int64_t *order;              // (n) item order of this epoch
@@ -342,9 +343,12 @@ static void *prefetch_main(void *arg) {
         int64_t bi = l->want;
         uint64_t epoch = l->epoch;
         pthread_mutex_unlock(&l->mu);
-        int64_t start = bi * l->batch, cnt = l->n - start < l->batch ? l->n - start : l->batch;
-        hs_status s = hs_loader_make_batch(l->buf_x, l->buf_m, l->cache, l->mask_cache, l->order + start, cnt,
-                                           &l->spec, l->training, epoch);
+        int64_t gstart = bi * l->batch, gcnt = l->n - gstart < l->batch ? l->n - gstart : l->batch;
+        int64_t start = gstart + l->offset, cnt = gcnt - l->offset;  // this shard's rows
+        cnt = cnt < 0 ? 0 : cnt > l->local ? l->local : cnt;
+        hs_status s = cnt == 0 ? HS_OK
+                               : hs_loader_make_batch(l->buf_x, l->buf_m, l->cache, l->mask_cache, l->order + start,
+                                                      cnt, &l->spec, l->training, epoch);
         pthread_mutex_lock(&l->mu);
         l->buf_status = s;
         if (s != HS_OK)
@@ -360,9 +364,20 @@ static void *prefetch_main(void *arg) {
 
 hs_status hs_loader_new(hs_loader **out, const hs_tensor *cache, const hs_tensor *labels, const hs_tensor *mask_cache,
                         const hs_batch_spec *s, int64_t batch, int shuffle, int drop_last, int training) {
+    return hs_loader_new_shard(out, cache, labels, mask_cache, s, batch, shuffle, drop_last, training, 0, 1);
+}
+
+hs_status hs_loader_new_shard(hs_loader **out, const hs_tensor *cache, const hs_tensor *labels,
+                              const hs_tensor *mask_cache, const hs_batch_spec *s, int64_t batch, int shuffle,
+                              int drop_last, int training, int shard_rank, int shard_size) {
     *out = NULL;
     if (batch < 1)
         return HS_FAIL(HS_ERR_ARG, "loader: batch size must be >= 1, got %lld", (long long)batch);
+    if (shard_size < 1 || shard_rank < 0 || shard_rank >= shard_size)
+        return HS_FAIL(HS_ERR_ARG, "loader: shard %d of %d is out of range", shard_rank, shard_size);
+    if (batch % shard_size != 0)
+        return HS_FAIL(HS_ERR_ARG, "loader: global batch %lld is not divisible by %d data-parallel ranks "
+                       "(set train.batch to a multiple of %d)", (long long)batch, shard_size, shard_size);
     if (cache->ndim != 4 || cache->shape[0] < 1)
         return HS_FAIL(HS_ERR_SHAPE, "loader: empty or malformed cache");
     int64_t n = cache->shape[0], C = cache->shape[3];
@@ -378,12 +393,14 @@ hs_status hs_loader_new(hs_loader **out, const hs_tensor *cache, const hs_tensor
     l->spec = *s;
     l->n = n;
     l->batch = batch;
+    l->local = batch / shard_size;
+    l->offset = (int64_t)shard_rank * l->local;
     l->shuffle = shuffle;
     l->drop_last = drop_last;
     l->training = training;
     l->nbatches = drop_last ? n / batch : (n + batch - 1) / batch;
     l->want = -1;
-    int64_t xs[4] = {batch, C, s->out_h, s->out_w}, ms[4] = {batch, 1, s->out_h, s->out_w};
+    int64_t xs[4] = {l->local, C, s->out_h, s->out_w}, ms[4] = {l->local, 1, s->out_h, s->out_w};
     l->order = hs_alloc(sizeof(int64_t) * (size_t)n);
     hs_status st = l->order ? HS_OK : HS_FAIL(HS_ERR_NOMEM, "loader: out of memory");
     if (st == HS_OK)
@@ -391,7 +408,7 @@ hs_status hs_loader_new(hs_loader **out, const hs_tensor *cache, const hs_tensor
     if (st == HS_OK && mask_cache)
         st = hs_tensor_new(&l->buf_m, HS_DTYPE_F32, 4, ms);
     if (st == HS_OK)
-        st = check_batch(l->buf_x, l->buf_m, cache, mask_cache, batch, s);
+        st = check_batch(l->buf_x, l->buf_m, cache, mask_cache, l->local, s);
     if (st == HS_OK) {
         pthread_mutex_init(&l->mu, NULL);
         pthread_cond_init(&l->cv, NULL);
@@ -492,14 +509,14 @@ hs_status hs_loader_next(hs_loader *l, hs_tensor *x, hs_tensor *y, int64_t *idx_
         }
         memcpy(y->data, l->buf_m->data, hs_tensor_nbytes(y));
     } else if (y && l->labels) {
-        if (y->dtype != HS_DTYPE_I64 || y->ndim != 1 || y->shape[0] != l->batch) {
+        if (y->dtype != HS_DTYPE_I64 || y->ndim != 1 || y->shape[0] != l->local) {
             pthread_mutex_unlock(&l->mu);
-            return HS_FAIL(HS_ERR_SHAPE, "loader: label batch must be i64 (%lld), got %s", (long long)l->batch,
+            return HS_FAIL(HS_ERR_SHAPE, "loader: label batch must be i64 (%lld), got %s", (long long)l->local,
                            hs_tensor_shape_str(y, a, sizeof a));
         }
         int64_t *yy = y->data;
         const int64_t *lab = l->labels->data;
-        for (int64_t i = 0; i < l->batch; i++)
+        for (int64_t i = 0; i < l->local; i++)
             yy[i] = i < cnt ? lab[l->order[start + i]] : 0;
     }
     if (idx_out)

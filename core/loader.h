@@ -44,6 +44,13 @@ hs_status hs_loader_make_batch(hs_tensor *x, hs_tensor *mask_out, const hs_tenso
 typedef struct hs_loader hs_loader;
 hs_status hs_loader_new(hs_loader **out, const hs_tensor *cache, const hs_tensor *labels, const hs_tensor *mask_cache,
                         const hs_batch_spec *s, int64_t batch, int shuffle, int drop_last, int training);
+// Data-parallel shard of that loader: `batch` is the GLOBAL batch B and must be divisible by
+// shard_size P; the loader hands out rows [r*B/P, (r+1)*B/P) (r = shard_rank) of every global
+// batch — same item order and per-item augmentation as the unsharded loader, so P shards together
+// are exactly its batches. Batch tensors are (B/P, ...). shard_rank 0, shard_size 1: hs_loader_new.
+hs_status hs_loader_new_shard(hs_loader **out, const hs_tensor *cache, const hs_tensor *labels,
+                              const hs_tensor *mask_cache, const hs_batch_spec *s, int64_t batch, int shuffle,
+                              int drop_last, int training, int shard_rank, int shard_size);
 void hs_loader_free(hs_loader *l);
 int64_t hs_loader_num_batches(const hs_loader *l);
 // Start epoch e: shuffle (seeded by (seed, e)) and prefetch the first batch in the background.

@@ -3,6 +3,7 @@
 //   local L = hs.loader.new(cache, labels_i64_or_nil, {out = {56, 56}, hflip = true, rot90 = true,
 //       brightness = 0.1, contrast = 0.1, hed_sigma = 0.05, mean = {...}, std = {...}, seed = 1},
 //       {batch = 32, shuffle = true, drop_last = true, training = true, masks = mask_cache})
+//   (option shard = {rank, size}: data-parallel rows of every global batch, see core/loader.h)
 //   L:start_epoch(e); local n = L:next(x, y)   -- n == 0 at the end of the epoch
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,8 @@ static int l_new(lua_State *L) {
     lua_pop(L, 1);
     int shuffle = lhs_optboolean(L, 4, "shuffle", 0), drop_last = lhs_optboolean(L, 4, "drop_last", 0);
     int training = lhs_optboolean(L, 4, "training", 0);
+    float shard[2] = {0, 1};  // data-parallel {rank, size}: rows of every global batch (loader.h)
+    lhs_optnumbers(L, 4, "shard", shard, 2, 2);
 
     loader_box *b = lua_newuserdatauv(L, sizeof *b, 3);  // user values pin cache, labels, masks
     b->l = NULL;
@@ -103,7 +106,8 @@ static int l_new(lua_State *L) {
     lua_setiuservalue(L, -2, 2);
     lua_getfield(L, 4, "masks");
     lua_setiuservalue(L, -2, 3);
-    LHS_CHECK(L, hs_loader_new(&b->l, cache, labels, masks, &s, batch, shuffle, drop_last, training));
+    LHS_CHECK(L, hs_loader_new_shard(&b->l, cache, labels, masks, &s, batch, shuffle, drop_last, training,
+                                     (int)shard[0], (int)shard[1]));
     return 1;
 }
 

@@ -16,7 +16,7 @@ local function optional(name)
   return nil
 end
 
-for _, name in ipairs { "tensorops", "io", "json", "graph", "optim", "image", "imgproc", "git", "serve", "sys", "synth", "loader", "ihc", "classic" } do
+for _, name in ipairs { "tensorops", "io", "json", "graph", "optim", "image", "imgproc", "git", "serve", "sys", "synth", "loader", "ihc", "classic", "mpi" } do
   local m = optional("hs." .. name)
   if m then
     hs[name] = hs[name] or m

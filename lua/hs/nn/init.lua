@@ -390,7 +390,10 @@ end
 function Compiled:step(x, y)
   assert(self.loss, "step: graph was compiled without a loss")
   self.steps = self.steps + 1
-  self.g:set_step(self.steps)
+  -- the step is the dropout stream; data-parallel ranks (hs/dist.lua sets dist_rank = {rank, size})
+  -- take distinct streams steps*size + rank, so their shards' masks are not copies of each other
+  local dr = self.dist_rank
+  self.g:set_step(dr and self.steps * dr[2] + dr[1] or self.steps)
   self:forward(x, y)
   self.g:backward()
   return self.g:value(self.loss.id):item()
