@@ -30,7 +30,7 @@ function cli.commands()
   return list
 end
 
-function cli.main(...)
+local function dispatch(...)
   local argv = { ... }
   local first = argv[1]
   if first == nil or first == "--help" or first == "-h" or first == "help" then
@@ -71,6 +71,19 @@ function cli.main(...)
   for i = 2, #argv do rest[#rest + 1] = argv[i] end
   local code = cmd.run(rest)
   return code or 0
+end
+
+-- Under mpirun/srun a rank that fails takes the job down at once (the other ranks may be waiting
+-- in a collective and would otherwise hang until the exit timeout of hs.mpi).
+function cli.main(...)
+  local okm, mpi = pcall(require, "hs.mpi")
+  if not (okm and mpi.launched()) then return dispatch(...) end
+  local ok, code = pcall(dispatch, ...)
+  if not ok then
+    if mpi.size() > 1 then mpi.abort(1, "histops: " .. tostring(code)) end
+    error(code, 0)
+  end
+  return code
 end
 
 return cli

@@ -88,8 +88,8 @@ local function merge(def, user, path)
   end
   return out
 end
-M.known_nil = { name = true, model = true, description = true, tags = true, register = true, architecture = true, ["data.path"] = true, ["data.cache_size"] = true, ["data.limit_per_class"] = true,
-  ["data.limit"] = true, ["data.synthetic"] = true, ["data.classes"] = true, ["data.group"] = true,
+M.known_nil = { name = true, model = true, description = true, tags = true, register = true, architecture = true, sweep = true, ["data.path"] = true, ["data.cache_size"] = true, ["data.limit_per_class"] = true,
+  ["data.limit"] = true, ["data.synthetic"] = true, ["data.preprocess"] = true, ["data.classes"] = true, ["data.group"] = true,
   ["eval.window"] = true, ["eval.stride"] = true, ["train.milestones"] = true, ["train.checkpoint_every"] = true,
   ["data.mask_cache_size"] = true, ["data.invert_masks"] = true, baseline = true, ["eval.max_images"] = true, ["train.steps_per_epoch"] = true }
 
@@ -111,7 +111,9 @@ M.parse_value = parse_value
 
 function M.apply_override(cfg, spec)
   local key, value = spec:match("^([%w_%.]+)=(.*)$")
-  if not key then error(("bad --set '%s': expected key.path=value"):format(spec), 0) end
+  if not key or key:find("^%.") or key:find("%.$") or key:find("..", 1, true) then
+    error(("bad --set '%s': expected key.path=value"):format(spec), 0)
+  end
   local node, parts = cfg, {}
   for part in key:gmatch("[^%.]+") do parts[#parts + 1] = part end
   -- every level of the key must be a known setting (a typo in a section name, e.g.
@@ -129,10 +131,24 @@ function M.apply_override(cfg, spec)
   end
   for i = 1, #parts - 1 do
     local p = parts[i]
-    if type(node[p]) ~= "table" then
-      if node[p] == nil then node[p] = {} else error(("--set %s: '%s' is not a table"):format(spec, p), 0) end
+    local idx = #node > 0 and p:match("^%d+$") and tonumber(p) or nil
+    if idx then   -- an entry of a list of tables, by index: data.preprocess.2.sigma=1.5
+      if type(node[idx]) ~= "table" then
+        error(("--set %s: '%s' has no entry %d"):format(spec, table.concat(parts, ".", 1, i - 1), idx), 0)
+      end
+      node = node[idx]
+    else
+      if type(node[p]) ~= "table" then
+        if node[p] == nil then node[p] = {} else error(("--set %s: '%s' is not a table"):format(spec, p), 0) end
+      end
+      node = node[p]
     end
-    node = node[p]
+    -- a key into a list would mix string and integer keys, which no record can store as JSON;
+    -- a list is only entered by the index of one of its tables
+    if #node > 0 and not (i < #parts - 1 and parts[i + 1]:match("^%d+$")) then
+      local list = table.concat(parts, ".", 1, i)
+      error(("--set %s: '%s' is a list: set it whole, e.g. %s={1,2}"):format(spec, list, list), 0)
+    end
   end
   local last = parts[#parts]
   local def = M.defaults
@@ -142,7 +158,28 @@ function M.apply_override(cfg, spec)
     for k in pairs(def) do known[k] = true end
     error(("--set %s: unknown setting '%s'%s"):format(spec, key, suggest(last, known)), 0)
   end
+  -- a whole section (data, train.early_stopping, ...) is set key by key, never replaced
+  local dv = type(def) == "table" and def[last] or nil
+  if type(dv) == "table" and next(dv) and #dv == 0 and not FREE[parts[1]] then
+    local k1 = next(dv)
+    error(("--set %s: '%s' is a section: set its keys, e.g. %s.%s=..."):format(spec, key, key, tostring(k1)), 0)
+  end
   node[last] = parse_value(value)
+  if parts[1] == "data" and parts[2] == "preprocess" then
+    local ok, steps = pcall(M.canonical_preprocess, cfg.data.preprocess)
+    if not ok then error(("--set %s: %s"):format(spec, steps), 0) end
+    cfg.data.preprocess = steps
+  end
+end
+
+-- data.preprocess (hs.pipeline steps) -> its canonical description: a list of {op = name,
+-- every parameter by name}, checked, so that `--set data.preprocess.<i>.<param>=v` and sweeps
+-- reach every parameter and the record stores plain JSON. nil stays nil.
+function M.canonical_preprocess(steps)
+  if steps == nil then return nil end
+  local ok, pipe = pcall(require("hs.pipeline").compile, steps)
+  if not ok then error("data.preprocess: " .. tostring(pipe):gsub("^[^:\n]*%.lua:%d+: ", ""), 0) end
+  return pipe:describe()
 end
 
 -- Load an experiment file -> resolved config. Errors: "FILE:LINE: message".
@@ -159,6 +196,9 @@ function M.load(path, overrides)
     error(("%s: an experiment must return a table, got %s"):format(path, type(user)), 0)
   end
   local cfg = merge(M.defaults, user, "")
+  local okp, steps = pcall(M.canonical_preprocess, cfg.data.preprocess)
+  if not okp then package.path = old; error(("%s: %s"):format(path, steps), 0) end
+  cfg.data.preprocess = steps
   for _, o in ipairs(overrides or {}) do M.apply_override(cfg, o) end
   cfg.name = cfg.name or path:match("([^/]+)%.lua$")
   cfg._path = path

@@ -126,6 +126,7 @@ local function cache_split(run, ds, hw, channels)
     ds.items = keep
     return cache_split(run, ds, hw, channels)
   end
+  require("hs.pipeline").apply_cache(run.cfg.data.preprocess, cache)   -- data.preprocess, images only
   local labels
   if not ds.segmentation then
     local lab = {}
@@ -270,15 +271,49 @@ function M.load_weights(model, path)
   return meta
 end
 
-local function checkpoint(run, model, opt, epoch, best)
+-- One atomic file holds everything a bit-exact resume needs: weights and BN statistics, the
+-- optimizer's moments (tensors "optimizer.<name>") and step, the graph's step counter (the
+-- dropout stream), the steps taken, best metric / early-stopping state and the history (the
+-- "state" metadata). The loader needs nothing: its shuffles and augmentations are keyed by
+-- (seed, epoch, item), and the LR schedule is a function of the epoch. checkpoint.json is a
+-- readable copy of the state, written after the checkpoint (a kill in between leaves it one epoch
+-- behind; resume reads the checkpoint's own copy). HISTOPS_TEST_KILL_AT (test-only) kills the
+-- process here: see hs.sys.test_kill_point.
+local function checkpoint(run, model, opt, epoch, best, counters)
   local dir = run.dir
-  model_io.save(dir .. "/checkpoint.safetensors", model, { kind = "checkpoint" })
   local s, bufs = opt:state_dict()
-  local t = {}
-  for k, v in pairs(bufs) do t[k] = v end
-  hs.io.save(dir .. "/optimizer.safetensors", t, { step = tostring(s.step) })
-  write_json(dir .. "/checkpoint.json", { epoch = epoch, best = best, history = run.history, time = now(),
-    skipped = run.skipped })
+  local extra = {}
+  for k, v in pairs(bufs) do extra["optimizer." .. k] = v end
+  local state = { epoch = epoch, best = best, history = run.history, time = now(), skipped = run.skipped,
+    optimizer_step = s.step, graph_steps = counters.graph_steps, total_steps = counters.total_steps }
+  hs.sys.test_kill_point("checkpoint-write")
+  model_io.save(dir .. "/checkpoint.safetensors", model, { kind = "checkpoint", state = json.encode(state) }, extra)
+  hs.sys.test_kill_point("checkpoint-written")
+  write_json(dir .. "/checkpoint.json", state)
+end
+
+-- The state saved by checkpoint(): {state, weights, optimizer buffers}. Checkpoints of older
+-- versions (weights + optimizer.safetensors + checkpoint.json) are read too.
+local function read_checkpoint(dir)
+  local path = dir .. "/checkpoint.safetensors"
+  local t, meta = hs.io.load(path)
+  if not t then error(("--resume: %s"):format(meta), 0) end
+  local weights, bufs, state = {}, {}, nil
+  for k, v in pairs(t) do
+    local b = k:match("^optimizer%.(.+)$")
+    if b then bufs[b] = v else weights[k] = v end
+  end
+  if meta.state then
+    local ok, st = pcall(json.decode, meta.state)
+    if not ok or type(st) ~= "table" then error(("--resume: %s: unreadable state metadata"):format(path), 0) end
+    state = st
+  else
+    state = json.decode(assert(hs.sys.read_file(dir .. "/checkpoint.json")))
+    local ot, ometa = hs.io.load(dir .. "/optimizer.safetensors")
+    if not ot then error(("--resume: %s"):format(ometa), 0) end
+    bufs, state.optimizer_step = ot, tonumber(ometa.step)
+  end
+  return state, weights, bufs
 end
 
 -- Recording in git (hs/runs.lua): begin when the run starts, progress after every epoch,
@@ -289,7 +324,8 @@ local function recorder(run, cfg, opts, started)
   local ok, runs = pcall(require, "hs.runs")
   if not ok then return nil end
   local rec, err = runs.begin { id = run.id, experiment = cfg.name, experiment_file = cfg._path, dir = run.dir,
-    params = config.public(cfg), overrides = opts.overrides or {}, seed = cfg.seed, start_time = started }
+    params = config.public(cfg), overrides = opts.overrides or {}, seed = cfg.seed, start_time = started,
+    sweep = opts.sweep, repo = opts.repo }
   if not rec then log(run, "not recorded in git: %s", tostring(err)) end
   return rec
 end
@@ -309,25 +345,30 @@ end
 
 function run_inner(cfg, opts, state)
   local nn = hs.nn
-  local run = { cfg = cfg, quiet = opts.quiet, tty = hs.sys.isatty(2) and not opts.quiet, history = {} }
+  local dp = opts.dist or require("hs.dist").single()   -- data-parallel hooks (hs/dist.lua); rank 0 writes
+  local run = { cfg = cfg, quiet = opts.quiet or dp.rank > 0, tty = hs.sys.isatty(2) and not opts.quiet and dp.rank == 0, history = {} }
   run.root = opts.out or "runs"
   run.cache_dir = opts.cache_dir or (os.getenv("HISTOPS_CACHE") or "runs/.cache")
   hs.sys.mkdir_p(run.cache_dir)
   if opts.resume then
     run.dir = opts.resume
-    if not hs.sys.stat(run.dir .. "/checkpoint.json") then error(("--resume: no checkpoint in %s"):format(run.dir), 0) end
+    if not hs.sys.stat(run.dir .. "/checkpoint.safetensors") then error(("--resume: no checkpoint in %s"):format(run.dir), 0) end
+    -- a process killed inside an atomic write leaves its temporary file ("<name>.tmp.XXXXXX")
+    for _, f in ipairs(hs.sys.listdir(run.dir) or {}) do
+      if f:match("%.tmp%.%w%w%w%w%w%w$") then os.remove(run.dir .. "/" .. f) end
+    end
     run.id = run.dir:match("([^/]+)/?$")
   else
-    run.id = run_id()
+    run.id = dp:bcast_string(opts.run_id or run_id())   -- a sweep names its trials' runs in advance
     run.dir = ("%s/%s/%s"):format(run.root, cfg.name, run.id)
   end
   assert(hs.sys.mkdir_p(run.dir))
-  run.logf = io.open(run.dir .. "/log.txt", "a")
+  run.logf = dp.rank == 0 and io.open(run.dir .. "/log.txt", "a") or nil
   if cfg.train.threads and cfg.train.threads > 0 then hs.sys.set_threads(cfg.train.threads) end
   local started = now()
   state.run = run
   log(run, "run %s: experiment %s -> %s", run.id, cfg.name, run.dir)
-  state.rec = recorder(run, cfg, opts, started)
+  state.rec = dp.rank == 0 and recorder(run, cfg, opts, started) or nil
 
   -- data
   local splits = M.load_data(cfg, run)
@@ -336,7 +377,7 @@ function run_inner(cfg, opts, state)
   local k = classes and #classes or 1
   local fp = { train = data.fingerprint(train), val = data.fingerprint(splits.val), test = data.fingerprint(splits.test) }
   fp.all = hs.sys.sha256(fp.train .. fp.val .. fp.test)
-  hs.sys.write_file_atomic(run.dir .. "/split.csv", data.manifest(splits))
+  if dp.rank == 0 then assert(hs.sys.write_file_atomic(run.dir .. "/split.csv", data.manifest(splits))) end
   log(run, "data: %d train, %d val, %d test items%s; fingerprint %s", #train.items, #splits.val.items,
     #splits.test.items, classes and (", " .. k .. " classes") or "", fp.all:sub(1, 12))
   local hw = cfg.data.cache_size or cfg.input.size
@@ -367,33 +408,35 @@ function run_inner(cfg, opts, state)
 
   -- model
   nn.manual_seed(cfg.seed)
-  local info = { classes = classes, num_classes = k, input = cfg.input, task = cfg.task }
+  -- info.config: the resolved settings, so a model can read its own (sweepable) keys, e.g. extra.width
+  local info = { classes = classes, num_classes = k, input = cfg.input, task = cfg.task, config = cfg }
   if type(cfg.model) ~= "function" then error("experiment: 'model' must be a function(info) returning an nn.Module", 0) end
   local model = cfg.model(info)
   local B = math.min(cfg.train.batch, ctrain.n)
-  local in_shape = { B, C, cfg.input.size[1], cfg.input.size[2] }
+  local in_shape = { dp:local_batch(B), C, cfg.input.size[1], cfg.input.size[2] }   -- B / ranks rows per rank
   local seg = cfg.task == "segmentation"
   local weights = class_weights(cfg, train, k)
   local loss = make_loss(cfg, weights)
-  local step = nn.compile(model, { input = in_shape, target = seg and { B, 1, in_shape[3], in_shape[4] } or { B },
+  local step = nn.compile(model, { input = in_shape, target = seg and { in_shape[1], 1, in_shape[3], in_shape[4] } or { in_shape[1] },
     target_dtype = seg and "f32" or "i64", loss = loss, training = true })
   local opt = make_optimizer(cfg, model)
   local base_lr = cfg.train.lr
   local loader = hs.loader.new(ctrain.cache, ctrain.labels, M.batch_spec(cfg, true),
-    { batch = B, shuffle = true, drop_last = true, training = true, masks = ctrain.masks })
+    { batch = B, shuffle = true, drop_last = true, training = true, masks = ctrain.masks, shard = dp:shard() })
   local x = hs.zeros(in_shape)
-  local y = seg and hs.zeros({ B, 1, in_shape[3], in_shape[4] }) or hs.zeros({ B }, "i64")
+  local y = seg and hs.zeros({ in_shape[1], 1, in_shape[3], in_shape[4] }) or hs.zeros({ in_shape[1] }, "i64")
   log(run, "model: %d parameters; training graph arena %.1f MiB", model:num_parameters(), step:arena_bytes() / 2 ^ 20)
 
   local monitor = cfg.train.early_stopping.metric
   if monitor == "auto" then monitor = seg and "dice" or "macro_f1" end
   local best, best_epoch, start_epoch = -math.huge, 0, 1
+  local resumed_steps
   if opts.resume then
-    local ck = json.decode(assert(hs.sys.read_file(run.dir .. "/checkpoint.json")))
-    M.load_weights(model, run.dir .. "/checkpoint.safetensors")
-    local ot = hs.io.load(run.dir .. "/optimizer.safetensors")
-    local _, ometa = hs.io.load(run.dir .. "/optimizer.safetensors")
-    opt:load_state_dict({ step = tonumber(ometa.step) }, ot)
+    local ck, weights, bufs = read_checkpoint(run.dir)
+    model:load_state_dict(weights)
+    opt:load_state_dict({ step = ck.optimizer_step }, bufs)
+    step.steps = ck.graph_steps or step.steps
+    resumed_steps = ck.total_steps
     run.history = ck.history or {}
     best = ck.best and ck.best.value or best
     best_epoch = ck.best and ck.best.epoch or 0
@@ -401,10 +444,12 @@ function run_inner(cfg, opts, state)
     log(run, "resuming after epoch %d (best %s %.4f at epoch %d)", ck.epoch, monitor, best, best_epoch)
   end
 
+  dp:prepare(model, step)   -- every rank starts from rank 0's weights; per-rank dropout streams
+  if dp.size > 1 then log(run, "%s", dp:describe()) end
   local patience, stopped_early = cfg.train.early_stopping.patience, false
   local nsteps = loader:num_batches()
   if cfg.train.steps_per_epoch and cfg.train.steps_per_epoch > 0 then nsteps = math.min(nsteps, cfg.train.steps_per_epoch) end
-  local total_steps, max_steps = 0, cfg.train.max_steps or 0
+  local total_steps, max_steps = resumed_steps or 0, cfg.train.max_steps or 0
   local train_t0 = clock()
   for epoch = start_epoch, cfg.train.epochs do
     opt:set_lr(base_lr * lr_factor(cfg, epoch - 1))
@@ -412,9 +457,10 @@ function run_inner(cfg, opts, state)
     local e0, sum, n = clock(), 0, 0
     model:train()
     for s = 1, nsteps do
-      if loader:next(x, y) == 0 then break end
+      if dp:rows(loader:next(x, y), in_shape[1]) == 0 then break end
       model:zero_grad()
       local l = step:step(x, y)
+      dp:allreduce_grads(model)   -- mean gradient over the global batch
       if l ~= l then error(("training diverged: loss is NaN at epoch %d step %d (lower train.lr?)"):format(epoch, s), 0) end
       if cfg.train.grad_clip and cfg.train.grad_clip > 0 then opt:clip_grad_norm(cfg.train.grad_clip) end
       opt:step()
@@ -425,10 +471,12 @@ function run_inner(cfg, opts, state)
       if max_steps > 0 and total_steps >= max_steps then break end
     end
     if run.tty then io.stderr:write("\n") end
-    local train_loss = n > 0 and sum / n or 0 / 0
+    local train_loss = n > 0 and dp:sum_number(sum) / dp.size / n or 0 / 0
     local ips = n * B / math.max(1e-9, clock() - e0)
     -- validation
     model:eval()
+    dp:sync_buffers(model)   -- BN running statistics averaged over ranks; rank 0 validates and writes
+    if dp.rank == 0 then
     local rec = { epoch = epoch, train_loss = train_loss, lr = opt:get_lr(), images_per_s = ips, time = now() }
     if seg then
       local r = M.eval_segmentation(model, cfg, cval)
@@ -446,8 +494,11 @@ function run_inner(cfg, opts, state)
       best, best_epoch = v, epoch
       model_io.save(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
     end
-    checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor })
+    checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor },
+      { graph_steps = step.steps, total_steps = total_steps })
     if state.rec then pcall(state.rec.progress, state.rec, run.history) end
+    end   -- rank 0
+    best_epoch = dp:bcast_number(best_epoch)   -- rank 0's early-stopping state
     if max_steps > 0 and total_steps >= max_steps then break end
     if patience and patience > 0 and epoch - best_epoch >= patience then
       log(run, "early stopping: no %s improvement for %d epochs", monitor, patience)
@@ -457,6 +508,9 @@ function run_inner(cfg, opts, state)
   end
   local train_time = clock() - train_t0
   loader:release()
+  if dp.rank > 0 then   -- data-parallel followers: rank 0 evaluates and writes the run
+    return { id = run.id, status = "finished", follower = true, metrics = {}, distributed = dp:info() }, run
+  end
 
   -- final evaluation with the best weights
   if hs.sys.stat(run.dir .. "/best.safetensors") then M.load_weights(model, run.dir .. "/best.safetensors") end
@@ -526,7 +580,7 @@ function run_inner(cfg, opts, state)
 
   -- artifacts
   local pipeline = { input = cfg.input, cache_size = hw, task = cfg.task, invert_mask = cfg.data.invert_masks or false,
-    threshold = cfg.eval.threshold }
+    threshold = cfg.eval.threshold, preprocess = cfg.data.preprocess and hs.json.array(cfg.data.preprocess) }
   local model_meta = { format = "histops-model-1", experiment = cfg.name, run = run.id, classes = classes or {},
     input = cfg.input, pipeline = pipeline, task = cfg.task, data_fingerprint = fp.all,
     architecture = cfg.architecture or "custom" }
@@ -547,6 +601,8 @@ function run_inner(cfg, opts, state)
     pipeline = pipeline, metrics = final, history = run.history,
     environment = M.environment(),
     monitor = model_meta.monitor,
+    distributed = dp:info(),   -- nil for one process; world size, per-rank batch, bytes per step
+    sweep = opts.sweep,   -- {id=, trial=} when the run is a trial of `histops sweep`
   }
   if eval_detail.y_true then   -- per-item test predictions: paired bootstrap in `histops compare`
     record.predictions = { y_true = eval_detail.y_true, y_pred = eval_detail.y_pred }
@@ -566,7 +622,7 @@ function run_inner(cfg, opts, state)
       final.iou, final.pixel_accuracy, ctest.n)
   else
     log(run, "test: accuracy %.4f [%.4f, %.4f]  macro-F1 %.4f  balanced accuracy %.4f on %d items", final.accuracy,
-      final.accuracy_ci.lo, final.accuracy_ci.hi, final.macro_f1, final.balanced_accuracy, ctest.n)
+      final.accuracy_ci.lo or 0 / 0, final.accuracy_ci.hi or 0 / 0, final.macro_f1, final.balanced_accuracy, ctest.n)  -- eval.bootstrap=0: no interval
   end
   if state.rec then
     local ok, err = pcall(state.rec.finish, state.rec, record, {
@@ -583,6 +639,7 @@ function run_inner(cfg, opts, state)
   end
   log(run, "run folder: %s", run.dir)
   if run.logf then run.logf:close() end
+  hs.sys.test_kill_point("run-end")   -- test-only: keeps the last checkpoint for comparison
   os.remove(run.dir .. "/checkpoint.safetensors")
   os.remove(run.dir .. "/optimizer.safetensors")
   return record, run

@@ -169,6 +169,7 @@ function M.score(m, es)
   for i, it in ipairs(es.items) do paths[i] = it.path end
   local cache, fails = hs.loader.fill_cache(paths, { height = hw[1], width = hw[2], channels = C })
   if #fails > 0 then fail("evaluation set: %d unreadable file(s), first %s (%s)", #fails, fails[1].path, fails[1].message) end
+  require("hs.pipeline").apply_cache(meta.pipeline and meta.pipeline.preprocess, cache)
   local mcfg = { input = inp, seed = 0, augment = {}, eval = { threshold = 0.5 } }
   if es.segmentation then
     local mp = {}

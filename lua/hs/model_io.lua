@@ -4,7 +4,9 @@
 -- format, classes, input spec (size, channels, mean, std), preprocessing pipeline, task, the
 -- run/experiment it came from, the data fingerprint, and the experiment's source text plus the
 -- resolved overrides, so the architecture can be rebuilt without the original checkout.
---   M.save(path, model, meta)          meta values: strings or JSON-able tables
+--   M.save(path, model, meta[, extra]) meta values: strings or JSON-able tables; extra: more
+--                                      {name = tensor} saved beside the weights (checkpoints
+--                                      keep the optimizer state there, so one atomic file holds it all)
 --   local m = M.load(path)             -> { model = nn.Module (eval mode), meta = {...},
 --                                            predict = function(images_hwc_u8_list) -> results }
 local hs = require "histops"
@@ -21,11 +23,19 @@ end
 
 local JSON_KEYS = { classes = true, input = true, pipeline = true, metrics = true, overrides = true, config = true }
 
-function M.save(path, model, meta)
+function M.save(path, model, meta, extra)
   local sd, order = model:state_dict()
   local tensors = {}
   for _, name in ipairs(order) do tensors[name] = sd[name]:contiguous() end
-  hs.io.save(path, tensors, encode_meta(meta))
+  for name, t in pairs(extra or {}) do
+    assert(not tensors[name], "model_io.save: extra tensor name clashes with a weight: " .. name)
+    tensors[name] = t:contiguous()
+  end
+  -- atomic: temp file, fsync, rename, fsync folder. Called through pcall so that the message of
+  -- a failed write ("cannot write 'PATH': No space left on device") carries no position inside
+  -- this file; the caller's error handling adds its own
+  local ok, err = pcall(hs.io.save, path, tensors, encode_meta(meta))
+  if not ok then error(err, 0) end
 end
 
 function M.read_meta(path)
@@ -65,7 +75,8 @@ local function build_model(meta, path)
   for _, o in ipairs(meta.overrides or {}) do pcall(config.apply_override, cfg, o) end
   hs.nn.manual_seed(0)
   local classes = meta.classes or {}
-  local info = { classes = classes, num_classes = math.max(#classes, 1), input = meta.input, task = meta.task }
+  local info = { classes = classes, num_classes = math.max(#classes, 1), input = meta.input, task = meta.task,
+    config = cfg }   -- as the runner passes it: a model may read its own settings (extra.width)
   local ok2, model = pcall(cfg.model, info)
   if not ok2 then return nil, model end
   return model
@@ -112,6 +123,7 @@ function M.batch(m, images)
       slot:copy(hs.image.resize(im, hw[2], hw[1], shrink and "area" or "bilinear"))
     end
   end
+  require("hs.pipeline").apply_cache(pipe.preprocess, cache)   -- the recorded data.preprocess
   local L = hs.loader.new(cache, nil, { out = inp.size, mean = inp.mean, std = inp.std, seed = 0 },
     { batch = n, shuffle = false, training = false })
   L:start_epoch(0)

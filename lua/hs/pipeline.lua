@@ -297,6 +297,44 @@ M.new = M.compile
 
 function M.is_pipeline(v) return getmetatable(v) == Pipeline end
 
+-- An experiment's preprocessing (`data.preprocess`, a list of steps) runs on every decoded
+-- image before training and, from the steps recorded in the model file, before every inference
+-- (hs.model_io, the promotion gate, sliding-window segmentation, `histops predict`), so training
+-- and serving see the same pixels. It must map a u8 (H,W,C) image to a u8 image of the same
+-- shape (end with {"to_u8"} after float steps); masks are never preprocessed.
+-- steps: nil / {} (nothing to do), a step list, a description, or a compiled pipeline.
+local function preprocess_pipe(steps)
+  if steps == nil or (type(steps) == "table" and getmetatable(steps) ~= Pipeline and #steps == 0) then return nil end
+  return M.compile(steps)
+end
+
+-- img: u8 (H,W,C) or (H,W) -> the preprocessed image (same shape and dtype); img itself when
+-- there are no steps.
+function M.apply_image(steps, img)
+  local pipe = preprocess_pipe(steps)
+  if not pipe then return img end
+  local s = img:shape()
+  local x = (#s == 3 and s[3] == 1) and img:reshape({ s[1], s[2] }) or img
+  local out = pipe(x)
+  if out:dtype() ~= img:dtype() or out:numel() ~= img:numel() then
+    local os_ = table.concat(out:shape(), "x")
+    error(("data.preprocess: the steps turn a %s %s image into a %s %s one; they must keep the shape and end "
+      .. "in u8 (add {\"to_u8\"} after float steps)"):format(img:dtype(), table.concat(s, "x"), out:dtype(), os_), 2)
+  end
+  return out:reshape(s)
+end
+
+-- cache: u8 (N,H,W,C), preprocessed in place image by image; returns cache.
+function M.apply_cache(steps, cache)
+  local pipe = preprocess_pipe(steps)
+  if not pipe then return cache end
+  for i = 1, cache:shape()[1] do
+    local slot = cache:select(1, i)
+    slot:copy(M.apply_image(pipe, slot))
+  end
+  return cache
+end
+
 function M.steps()
   local names = {}
   for n in pairs(STEPS) do names[#names + 1] = n end

@@ -144,6 +144,16 @@ local function dice_chart(per)
     series = { { name = "Dice", points = pts } }, ymin = 0, ymax = 1 }
 end
 
+-- a value with its bootstrap interval; eval.bootstrap = 0 records no interval
+local function interval(ci)
+  if type(ci) == "table" and ci.lo then return ("[%.3f, %.3f]"):format(ci.lo, ci.hi) end
+  return "-"
+end
+local function with_ci(v, ci)
+  if type(ci) == "table" and ci.lo then return ("%.4f [%.4f, %.4f]"):format(v, ci.lo, ci.hi) end
+  return ("%.4f"):format(v)
+end
+
 function M.write(run, record, detail, part, model)
   local sections = {}
   local m = record.metrics
@@ -154,14 +164,14 @@ function M.write(run, record, detail, part, model)
     { "best epoch", m.best_epoch }, { "training time (s)", m.train_time_s },
   }
   if m.accuracy then
-    summary[#summary + 1] = { "test accuracy", ("%.4f [%.4f, %.4f]"):format(m.accuracy, m.accuracy_ci.lo, m.accuracy_ci.hi) }
-    summary[#summary + 1] = { "test macro-F1", ("%.4f [%.4f, %.4f]"):format(m.macro_f1, m.macro_f1_ci.lo, m.macro_f1_ci.hi) }
+    summary[#summary + 1] = { "test accuracy", with_ci(m.accuracy, m.accuracy_ci) }
+    summary[#summary + 1] = { "test macro-F1", with_ci(m.macro_f1, m.macro_f1_ci) }
     summary[#summary + 1] = { "balanced accuracy", m.balanced_accuracy }
     if m.roc_auc then summary[#summary + 1] = { "ROC-AUC (macro, one-vs-rest)", m.roc_auc } end
     summary[#summary + 1] = { "expected calibration error", m.ece }
   end
   if m.dice then
-    summary[#summary + 1] = { "test Dice", ("%.4f [%.4f, %.4f]"):format(m.dice, m.dice_ci.lo, m.dice_ci.hi) }
+    summary[#summary + 1] = { "test Dice", with_ci(m.dice, m.dice_ci) }
     summary[#summary + 1] = { "test IoU", m.iou }
     summary[#summary + 1] = { "pixel accuracy", m.pixel_accuracy }
   end
@@ -169,9 +179,9 @@ function M.write(run, record, detail, part, model)
   if m.baseline then
     local b = m.baseline
     local rows = {
-      { "CNN (this run)", m.accuracy, ("[%.3f, %.3f]"):format(m.accuracy_ci.lo, m.accuracy_ci.hi), m.macro_f1, m.balanced_accuracy },
+      { "CNN (this run)", m.accuracy, interval(m.accuracy_ci), m.macro_f1, m.balanced_accuracy },
       { ("%s on %s (%d features)"):format(b.classifier, table.concat(b.features or {}, "+"), b.n_features or 0), b.accuracy,
-        ("[%.3f, %.3f]"):format(b.accuracy_ci.lo, b.accuracy_ci.hi), b.macro_f1, b.balanced_accuracy },
+        interval(b.accuracy_ci), b.macro_f1, b.balanced_accuracy },
     }
     local d = b.cnn_minus_baseline_accuracy
     sections[#sections + 1] = { title = "CNN vs classical baseline", id = "baseline",

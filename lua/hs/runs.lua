@@ -180,6 +180,7 @@ local function summary_of(rec)
     code = { commit = code.commit, branch = code.branch, detached = code.detached, unborn = code.unborn,
       dirty = code.dirty },
     metrics = headline(rec.metrics), epochs = rec.history and #rec.history or nil,
+    sweep = type(rec.sweep) == "table" and { id = rec.sweep.id, trial = rec.sweep.trial } or nil,
   }
 end
 
@@ -214,6 +215,7 @@ end
 function Recorder:_write(files, keep)
   self.rec.heartbeat = now()
   files["run.json"] = encode(self.rec, true) .. "\n"
+  hs.sys.test_kill_point("record-write")   -- test-only crash hook (HISTOPS_TEST_KILL_AT, core/sys.h)
   local id = self.store:write(self.ref, files, commit_message(self.rec), "", { keep = keep })
   self.head = id
   self.last_write = hs.sys.clock()
@@ -261,7 +263,7 @@ function begin(opts)
     id = opts.id, experiment = opts.experiment, experiment_file = opts.experiment_file, status = "running",
     start_time = opts.start_time or now(), params = opts.params, overrides = opts.overrides or {}, seed = opts.seed,
     user = user_name(), host = hs.sys.hostname(), pid = hs.sys.pid(), proc_start = stat and stat.start,
-    code = code, dir = opts.dir, heartbeat = now(),
+    code = code, dir = opts.dir, heartbeat = now(), sweep = opts.sweep,
   }
   local okenv, env = pcall(function() return require("hs.experiment").environment() end)
   if okenv then rec.environment = env end
@@ -376,7 +378,8 @@ end
 
 -- All runs, newest first: list of summaries {id, experiment, status (effective), stored_status,
 -- code{commit,branch,detached,unborn,dirty}, start_time, end_time, metrics{...}, user, host, ref,
--- record_commit, time}. opts: store | repo, experiment, status, limit.
+-- record_commit, time, sweep{id,trial}}. opts: store | repo, experiment, status, limit, sweep (a
+-- sweep id: only its trials).
 function M.list(opts)
   opts = opts or {}
   local store = store_of(opts)
@@ -396,7 +399,8 @@ function M.list(opts)
       s.stored_status = s.status
       s.code = s.code or {}
       s.metrics = s.metrics or {}
-      if (not opts.experiment or s.experiment == opts.experiment) then
+      if (not opts.experiment or s.experiment == opts.experiment)
+          and (not opts.sweep or (type(s.sweep) == "table" and s.sweep.id == opts.sweep)) then
         s.status = M.effective_status(s)
         if not opts.status or s.status == opts.status then out[#out + 1] = s end
       end

@@ -84,6 +84,8 @@ function M.segment(m, img, opts)
     if #im:shape() == 2 then im = im:reshape({ opts.resize[1], opts.resize[2], 1 }) end
   end
   local H, W = im:shape()[1], im:shape()[2]
+  -- the model's recorded data.preprocess, on the whole image (as training did on whole images)
+  im = require("hs.pipeline").apply_image(meta.pipeline and meta.pipeline.preprocess, im:contiguous())
 
   -- reflection margin: border pixels get context like interior ones; at least the tile size
   local my = math.floor(th * overlap / 2 + 0.5)

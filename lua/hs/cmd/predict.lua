@@ -83,6 +83,7 @@ function M.segment(engine, img)
     local im = C == 1 and hs.image.rgb2gray(rgb):reshape({ H, W, 1 }) or rgb
     local cache = hs.zeros({ 1, hw[1], hw[2], C }, "u8")
     cache:select(1, 1):copy((H == hw[1] and W == hw[2]) and im or hs.image.resize(im, hw[2], hw[1], "bilinear"))
+    require("hs.pipeline").apply_cache(pipe.preprocess, cache)
     local L = hs.loader.new(cache, nil, { out = hw, mean = inp.mean, std = inp.std, seed = 0 },
       { batch = 1, shuffle = false, training = false })
     L:start_epoch(0)

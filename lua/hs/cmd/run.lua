@@ -30,8 +30,22 @@ function M.run(args)
   local ok, cfg = pcall(config.load, file, overrides)
   if not ok then io.stderr:write("histops run: ", tostring(cfg), "\n"); return 2 end
   opts.overrides = overrides
-  local record, run = exp.run(cfg, opts)
-  if opts.json then print(hs.json.encode(record.metrics)) end
+  -- under mpirun/srun: one model trained data-parallel over the ranks (hs/dist.lua); rank 0 writes
+  local dp
+  if require("hs.mpi").launched() then
+    local okd, d = pcall(require("hs.dist").setup)
+    if not okd then io.stderr:write("histops run: ", tostring(d), "\n"); return 2 end
+    if d.size > 1 then dp, opts.dist = d, d end
+  end
+  if not dp then
+    local record, run = exp.run(cfg, opts)
+    if opts.json then print(hs.json.encode(record.metrics)) end
+    return 0, record, run
+  end
+  local okr, record, run = pcall(exp.run, cfg, opts)
+  if not okr then dp:fail(record) end   -- abort the job: the other ranks may wait in a collective
+  dp:finish()
+  if opts.json and dp.rank == 0 then print(hs.json.encode(record.metrics)) end
   return 0, record, run
 end
 

@@ -5,18 +5,21 @@
 local M = { help = "list recorded runs across commits and branches (--experiment E, --json)" }
 
 local usage = "usage: histops runs [--experiment NAME] [--status running|finished|failed|killed] [--limit N] [--json] [-C DIR]\n"
+  .. "       histops runs --sweep SWEEP_ID|latest [--json] [-C DIR]   (a sweep's trials ranked by its metric)\n"
 
 function M.run(args)
   local hs = require "histops"
   local runs = require "hs.runs"
   local ok, opts = pcall(runs.parse_args, args, {
     options = { ["--experiment"] = "value", ["--status"] = "value", ["--limit"] = "value", ["--json"] = "flag",
-      ["--repo"] = "value", ["--help"] = "flag", ["--metrics"] = "value" },
+      ["--repo"] = "value", ["--help"] = "flag", ["--metrics"] = "value", ["--sweep"] = "value" },
     alias = { ["-e"] = "--experiment", ["-C"] = "--repo", ["-n"] = "--limit", ["-h"] = "--help" } })
   if not ok then io.stderr:write("histops runs: ", opts, "\n", usage); return 2 end
   if opts.help then io.write(usage); return 0 end
   local store, err = runs.open(opts.repo)
   if not store then io.stderr:write("histops runs: ", err, "\n"); return 1 end
+  -- --sweep S (an id, a unique prefix or "latest"): the sweep's trials ranked by its metric
+  if opts.sweep then return require("hs.sweep").print_ranking(store, opts.sweep, opts.json) end
   local list = runs.list { store = store, experiment = opts.experiment, status = opts.status,
     limit = opts.limit and math.tointeger(tonumber(opts.limit)) or nil }
   if opts.json then
