@@ -142,9 +142,11 @@ static void *big_alloc(size_t nbytes) {
 // that allocates and frees images of one size keeps reusing the same heap memory without page
 // faults; numpy's arrays get that for free. These few slots do the same for the mapped blocks
 // here: freed blocks of at most KEEP_MAX bytes wait in LRU order for an allocation of exactly
-// their (2 MB rounded) length; anything else goes back to the kernel.
+// their (2 MB rounded) length; anything else goes back to the kernel. The bound is above glibc's
+// 32 MB so that a float RGB 2048x2048 tile (48 MB), the usual whole-tile working size, is reused
+// too: at most KEEP_SLOTS * KEEP_MAX = 256 MB of freed memory stays mapped.
 #define KEEP_SLOTS 4
-#define KEEP_MAX ((size_t)32 << 20)
+#define KEEP_MAX ((size_t)64 << 20)
 
 static big_block kept[KEEP_SLOTS];  // kept[0] most recent; addr 0: empty (guarded by reg_lock)
 

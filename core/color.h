@@ -29,6 +29,13 @@ hs_status hs_color_gray2rgb(hs_tensor *out, const hs_tensor *gray);
 // skimage.color.rgb2hsv: float input (H,W,3) -> out F32 (H,W,3), H, S, V in [0,1]; grays have
 // H = S = 0; where several channels are the maximum, blue wins over green over red (as skimage).
 hs_status hs_color_rgb2hsv(hs_tensor *out, const hs_tensor *rgb);
+// cv2.cvtColor(COLOR_RGB2HSV) on 8 bits, bit-exact: rgb U8 (H,W,3) -> out U8 (H,W,3), H = hue
+// in degrees / 2 (0..180), S = 255 (max - min) / max, V = max, rounded in OpenCV's fixed point;
+// grays have H = S = 0, and where several channels are the maximum red wins over green over blue
+// (OpenCV's order, not skimage's). out may be rgb itself (not a partial overlap: HS_ERR_ARG).
+// The _ref variant is the plain per-pixel loop the fast path is tested against.
+hs_status hs_color_rgb2hsv_u8(hs_tensor *out, const hs_tensor *rgb);
+hs_status hs_color_rgb2hsv_u8_ref(hs_tensor *out, const hs_tensor *rgb);
 // skimage.color.hsv2rgb: float (H,W,3) -> out F32 (H,W,3).
 hs_status hs_color_hsv2rgb(hs_tensor *out, const hs_tensor *hsv);
 // skimage.color.rgb2lab (sRGB, illuminant D65, 2 degree observer): float input -> out F32,
@@ -63,5 +70,11 @@ hs_status hs_color_map_pixels(hs_tensor *out, const hs_tensor *in, const hs_colo
 // v[i] = log(max(v[i], lo)) * scale for n floats (lo > 0), to ~2 ulp of logf; +inf stays +inf.
 // Vectorisable (a polynomial on the mantissa), for the per-pixel logs of stain deconvolution.
 void hs_color_log_block(float *v, int64_t n, float lo, float scale);
+// Stain separation's per-pixel work in one pass over n packed pixels (src, dst: 3n floats, not
+// overlapping): dst[3i+j] = max(0, sum_c od_c * m[3c+j]) (m: 3x3 row-major) with od_c =
+// log(max(src[3i+c], lo)) * scale as hs_color_log_block computes it. AVX-512 when compiled for
+// it; the _ref plain loop gives the same bits.
+void hs_color_log_matrix_block(float *dst, const float *src, int64_t n, float lo, float scale, const float *m);
+void hs_color_log_matrix_block_ref(float *dst, const float *src, int64_t n, float lo, float scale, const float *m);
 
 #endif

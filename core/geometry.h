@@ -67,6 +67,8 @@ hs_status hs_geometry_rot90(hs_tensor *dst, const hs_tensor *src, int k);
 // AREA = INTER_AREA (pixel-area averaging downwards, area-style bilinear upwards). U8 rounds to
 // nearest. Agrees with OpenCV 4.6 within 1 grey level.
 hs_status hs_geometry_resize(hs_tensor *dst, const hs_tensor *src, hs_interp interp);
+// The same with the plain (non-vectorised) U8 bilinear loops: identical results; for tests.
+hs_status hs_geometry_resize_ref(hs_tensor *dst, const hs_tensor *src, hs_interp interp);
 
 // Fraction of pixels of img (any strides) passing the tissue test with pixel threshold thr.
 hs_status hs_geometry_tissue_fraction(double *frac, const hs_tensor *img, hs_tissue_method method, double thr);

@@ -1,7 +1,8 @@
 // core/stain.c: colour deconvolution and stain normalisation (see stain.h). Dimension letters:
 // H rows, W columns; N = H*W pixels. Deconvolution runs through color.c's block driver with a
 // 256-entry table of log(max(v/255, 1e-6))/log(1e-6) for U8 input, so rgb2hed is a lookup and a
-// 3x3 product per pixel. Macenko's percentiles use quickselect (numpy's linear interpolation).
+// 3x3 product per pixel; float input goes through color.c's fused log + product kernel in one
+// pass. Macenko's percentiles use quickselect (numpy's linear interpolation).
 #include "stain.h"
 
 #include <math.h>
@@ -114,7 +115,11 @@ typedef struct {
 
 static const double log_adjust = -13.815510557964274;  // log(1e-6), as skimage
 
-static void od_pre(float *v, int64_t n) { hs_color_log_block(v, n, 1e-6f, (float)(1.0 / log_adjust)); }
+// Float input: logs and the product in one pass straight from the input rows to the output
+// rows (color.c's fused kernel; the block driver reads and writes packed rows in place).
+static void k_separate_log(float *restrict d, const float *restrict s, int64_t n, const void *aux) {
+    hs_color_log_matrix_block(d, s, n, 1e-6f, (float)(1.0 / log_adjust), &((const mat3f *)aux)->m[0][0]);
+}
 
 static void k_separate(float *restrict d, const float *restrict s, int64_t n, const void *aux) {
     const mat3f a = *(const mat3f *)aux;  // stain_from_rgb: stains = od (row) @ M; a local copy vectorises
@@ -176,7 +181,7 @@ hs_status hs_stain_separate(hs_tensor *out, const hs_tensor *rgb, const hs_stain
             a.m[i][j] = (float)m->stain_from_rgb[i][j];
     for (int v = 0; v < 256; v++)
         lut[v] = (float)(log(fmax(v / 255.0, 1e-6)) / log_adjust);
-    hs_color_map map = {"separate_stains", lut, od_pre, k_separate, &a};
+    hs_color_map map = {"separate_stains", lut, NULL, rgb->dtype == HS_DTYPE_U8 ? k_separate : k_separate_log, &a};
     if (rgb->dtype == HS_DTYPE_U8 && rgb->ndim == 3 && rgb->shape[2] == 3 && out->ndim == 3 &&
         out->dtype == HS_DTYPE_F32 && out->shape[0] == rgb->shape[0] && out->shape[1] == rgb->shape[1] &&
         out->shape[2] == 3 && out->stride[1] == 3 && out->stride[2] == 1) {

@@ -209,7 +209,25 @@ static int map3(lua_State *L, rgb_fn fn, const char *op) {
     return 1;
 }
 
-static int l_rgb2hsv(lua_State *L) { return map3(L, hs_color_rgb2hsv, "rgb2hsv"); }
+// rgb2hsv(img [, {dtype = "u8"}]): F32 in skimage's convention, or (U8 image, dtype "u8") U8 in
+// OpenCV's (H = degrees / 2, S and V 0..255, as cv2.cvtColor(COLOR_RGB2HSV)).
+static int l_rgb2hsv(lua_State *L) {
+    check_opts(L, 2);
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "dtype") != LUA_TNIL) {
+        const char *dt = luaL_checkstring(L, -1);
+        luaL_argcheck(L, strcmp(dt, "u8") == 0 || strcmp(dt, "f32") == 0, 2, "dtype must be \"u8\" or \"f32\"");
+        int u8 = dt[0] == 'u';
+        lua_pop(L, 1);
+        if (u8) {
+            hs_tensor *t = check_image(L, 1, 3, "rgb2hsv");
+            luaL_argcheck(L, t->dtype == HS_DTYPE_U8, 1, "dtype \"u8\" needs a U8 image");
+            hs_tensor *out = push_new_image(L, t, 3, HS_DTYPE_U8);
+            LHS_CHECK(L, hs_color_rgb2hsv_u8(out, t));
+            return 1;
+        }
+    }
+    return map3(L, hs_color_rgb2hsv, "rgb2hsv");
+}
 static int l_hsv2rgb(lua_State *L) { return map3(L, hs_color_hsv2rgb, "hsv2rgb"); }
 static int l_rgb2lab(lua_State *L) { return map3(L, hs_color_rgb2lab, "rgb2lab"); }
 static int l_lab2rgb(lua_State *L) { return map3(L, hs_color_lab2rgb, "lab2rgb"); }

@@ -431,7 +431,7 @@ static void test_rgb2lab_f32_fast_paths_stay_within_2e5_of_libm_on_random_colour
     hs_tensor_free(lab);
 }
 
-// hs_color_log_block (rgb2hed's optical densities) within 2 ulp of log over the float range.
+// hs_color_log_block (the logarithm of stain optical densities) within 2 ulp of log over the float range.
 static void test_log_block_is_within_two_ulp_of_log(void **state) {
     (void)state;
     enum { N = 4096 };
@@ -498,6 +498,161 @@ static void test_u8_fast_paths_match_float_input_and_block_driver_for_all_values
     hs_tensor_free(f);
 }
 
+// ---- OpenCV-convention 8-bit HSV and the AVX-512 fast paths against their plain loops ----
+
+// Colours (ties, grays, black, white, range edges) and cv2.cvtColor(COLOR_RGB2HSV)'s output for
+// them (OpenCV 4.6). The implementation was also checked against cv2 on all 2^24 colours.
+static void test_rgb2hsv_u8_matches_opencv_known_values(void **state) {
+    (void)state;
+    static const uint8_t rgb[14][3] = {{255, 0, 0},   {10, 20, 200},  {120, 60, 180}, {0, 0, 0},   {255, 255, 255},
+                                       {200, 200, 10}, {10, 200, 200}, {200, 10, 200}, {1, 0, 0},   {0, 1, 255},
+                                       {254, 255, 0},  {128, 127, 126}, {3, 2, 1},     {0, 255, 1}};
+    static const uint8_t want[42] = {0,  255, 255, 118, 242, 200, 135, 170, 180, 0,  0,   0,   0,  0,
+                                     255, 30, 242, 200, 90,  242, 200, 150, 242, 200, 0,  255, 1,   120,
+                                     255, 255, 30, 255, 255, 15,  4,   128, 15,  170, 3,  60,  255, 255};
+    hs_tensor *x = new_img(HS_DTYPE_U8, 1, 14, 3), *out = new_img(HS_DTYPE_U8, 1, 14, 3),
+              *ref = new_img(HS_DTYPE_U8, 1, 14, 3);
+    memcpy(x->data, rgb, sizeof rgb);
+    assert_int_equal(hs_color_rgb2hsv_u8(out, x), HS_OK);
+    assert_int_equal(hs_color_rgb2hsv_u8_ref(ref, x), HS_OK);
+    assert_memory_equal(out->data, want, sizeof want);
+    assert_memory_equal(ref->data, want, sizeof want);
+    // in place (the same view) is allowed, F32 input and F32 output are not
+    assert_int_equal(hs_color_rgb2hsv_u8(x, x), HS_OK);
+    assert_memory_equal(x->data, want, sizeof want);
+    hs_tensor *f = new_img(HS_DTYPE_F32, 1, 14, 3);
+    assert_int_equal(hs_color_rgb2hsv_u8(out, f), HS_ERR_DTYPE);
+    assert_int_equal(hs_color_rgb2hsv_u8(f, x), HS_ERR_DTYPE);
+    hs_tensor_free(f);
+    hs_tensor_free(x);
+    hs_tensor_free(out);
+    hs_tensor_free(ref);
+}
+
+// The vectorised rows (16 pixels per step, divisions instead of tables) against the plain loop:
+// every value of V and max-min, odd widths (tails), a 1-row image, strided input and output.
+static void test_rgb2hsv_u8_fast_path_matches_plain_loop_on_odd_widths_and_views(void **state) {
+    (void)state;
+    static const int64_t sizes[][2] = {{256, 256}, {1, 1}, {1, 15}, {1, 17}, {3, 33}, {5, 47}};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int view = 0; view < 2; view++) {
+            int64_t h = sizes[si][0], w = sizes[si][1];
+            hs_tensor *base = new_img(HS_DTYPE_U8, h, w + 3, 3), *x = base;
+            uint8_t *p = base->data;
+            for (int64_t i = 0; i < hs_tensor_numel(base); i++)  // all (y, x) byte pairs, 0 and 255 included
+                p[i] = (uint8_t)(i % 3 == 0 ? (i / 3) / (w + 3) : i % 3 == 1 ? (i / 3) % (w + 3) : (i * 37) >> 3);
+            if (view)
+                assert_int_equal(hs_tensor_narrow(&x, base, 1, 2, w), HS_OK);
+            else
+                assert_int_equal(hs_tensor_narrow(&x, base, 1, 0, w), HS_OK);
+            hs_tensor *a = new_img(HS_DTYPE_U8, h, w, 3), *b = new_img(HS_DTYPE_U8, h, w, 3);
+            assert_int_equal(hs_color_rgb2hsv_u8(a, x), HS_OK);
+            assert_int_equal(hs_color_rgb2hsv_u8_ref(b, x), HS_OK);
+            assert_memory_equal(a->data, b->data, hs_tensor_nbytes(a));
+            // strided destination: channels reversed through a view
+            hs_tensor *wide = new_img(HS_DTYPE_U8, h, w + 2, 3), *ov;
+            assert_int_equal(hs_tensor_narrow(&ov, wide, 1, 1, w), HS_OK);
+            assert_int_equal(hs_color_rgb2hsv_u8(ov, x), HS_OK);
+            for (int64_t y = 0; y < h; y++)
+                for (int64_t xx = 0; xx < w; xx++)
+                    for (int c = 0; c < 3; c++)
+                        assert_int_equal(((uint8_t *)ov->data)[y * ov->stride[0] + xx * ov->stride[1] + c],
+                                         ((uint8_t *)b->data)[3 * (y * w + xx) + c]);
+            hs_tensor_free(ov);
+            hs_tensor_free(wide);
+            hs_tensor_free(x);
+            hs_tensor_free(base);
+            hs_tensor_free(a);
+            hs_tensor_free(b);
+        }
+}
+
+// rgb2hed's fused log + matrix pass (AVX-512) gives the bits of the plain loop for every count
+// of pixels up to 50 (tails) and for 0, 1, tiny, denormal, huge, negative, inf and NaN values.
+static void test_log_matrix_block_fast_path_gives_the_plain_loops_bits(void **state) {
+    (void)state;
+    static const float special[] = {0.0f, 1.0f, 1e-7f, 1e-6f, 1.5e-45f, 3e38f, -1.0f, INFINITY, NAN, 0.5f, 254.0f / 255};
+    enum { N = 50 };
+    float src[3 * N], a[3 * N], b[3 * N];
+    hs_stain_matrix sm;
+    assert_int_equal(hs_stain_matrix_named(&sm, "hed"), HS_OK);
+    float m[9];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            m[3 * i + j] = (float)sm.stain_from_rgb[i][j];
+    for (int i = 0; i < 3 * N; i++)
+        src[i] = i % 4 == 0 ? special[(i / 4) % (sizeof special / sizeof special[0])]
+                            : (float)hs_rng_uniform(5, 0, (uint64_t)i);
+    for (int64_t n = 1; n <= N; n++) {
+        memset(a, 0xAB, sizeof a);
+        memset(b, 0xAB, sizeof b);
+        hs_color_log_matrix_block(a, src, n, 1e-6f, (float)(1.0 / log(1e-6)), m);
+        hs_color_log_matrix_block_ref(b, src, n, 1e-6f, (float)(1.0 / log(1e-6)), m);
+        assert_memory_equal(a, b, sizeof a);  // also: nothing written past 3n floats
+    }
+}
+
+// The Lab kernel processes 16 pixels at a time (a short, masked last step; pixels with a
+// channel above 2 or NaN redone by the portable kernel): a pixel's result must not depend on
+// where it sits in the row. Values at the edges: 0, 1, the sRGB knee, the boundaries of the
+// gamma pieces (powers of two) and their neighbours, and out-of-range ones.
+static void test_rgb2lab_pixel_results_do_not_depend_on_position_and_edges_are_accurate(void **state) {
+    (void)state;
+    static const double m[3][3] = {{0.412453, 0.357580, 0.180423}, {0.212671, 0.715160, 0.072169},
+                                   {0.019334, 0.119193, 0.950227}};
+    static const double white[3] = {0.95047, 1.0, 1.08883};
+    float vals[64];
+    int nv = 0;
+    vals[nv++] = 0.0f, vals[nv++] = 1.0f, vals[nv++] = 0.04045f, vals[nv++] = nextafterf(0.04045f, 1.0f);
+    vals[nv++] = nextafterf(0.04045f, 0.0f), vals[nv++] = 2.0f, vals[nv++] = nextafterf(1.0f, 0.0f);
+    for (int e = -5; e <= 0; e++)
+        for (int q = 0; q < 4; q++) {
+            float v = (float)ldexp(1.0 + q / 4.0, e);
+            vals[nv++] = v;
+            if (q == 0)
+                vals[nv++] = nextafterf(v, 0.0f);
+        }
+    const int64_t w = 37;  // two full steps and a tail of 5
+    hs_tensor *x = new_img(HS_DTYPE_F32, 1, w, 3), *lab = new_img(HS_DTYPE_F32, 1, w, 3);
+    hs_tensor *one = new_img(HS_DTYPE_F32, 1, 1, 3), *lab1 = new_img(HS_DTYPE_F32, 1, 1, 3);
+    float *p = x->data;
+    for (int round = 0; round < 3; round++) {
+        for (int64_t i = 0; i < 3 * w; i++)
+            p[i] = vals[(i * (round + 1) + round) % nv];
+        if (round == 2)
+            p[3 * 7] = 5.0f, p[3 * 20 + 1] = NAN, p[3 * 33 + 2] = 1e10f;  // redone pixels among normal ones
+        assert_int_equal(hs_color_rgb2lab(lab, x), HS_OK);
+        for (int64_t i = 0; i < w; i++) {
+            memcpy(one->data, p + 3 * i, 3 * sizeof(float));
+            assert_int_equal(hs_color_rgb2lab(lab1, one), HS_OK);
+            assert_memory_equal(lab1->data, (const float *)lab->data + 3 * i, 3 * sizeof(float));
+            double lin[3], f[3];
+            int finite = 1, in_range = 1;  // out of range: the portable kernel, ~1e-6 relative
+            for (int c = 0; c < 3; c++) {
+                double u = p[3 * i + c];
+                finite = finite && isfinite(u);
+                in_range = in_range && u <= 2;
+                lin[c] = u > 0.04045 ? pow((u + 0.055) / 1.055, 2.4) : u / 12.92;
+            }
+            if (!finite)
+                continue;
+            for (int c = 0; c < 3; c++)
+                f[c] = ref_lab_f((m[c][0] * lin[0] + m[c][1] * lin[1] + m[c][2] * lin[2]) / white[c]);
+            double want[3] = {116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])};
+            for (int c = 0; c < 3; c++) {
+                double got = ((const float *)lab->data)[3 * i + c];
+                if (fabs(got - want[c]) > 2e-5 + (in_range ? 1e-6 : 1e-5) * fabs(want[c]))
+                    fail_msg("lab pixel %lld (%g,%g,%g) channel %d: %.8g, want %.8g", (long long)i, (double)p[3 * i],
+                             (double)p[3 * i + 1], (double)p[3 * i + 2], c, got, want[c]);
+            }
+        }
+    }
+    hs_tensor_free(x);
+    hs_tensor_free(lab);
+    hs_tensor_free(one);
+    hs_tensor_free(lab1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgb2gray_u8_matches_opencv_fixed_point),
@@ -514,6 +669,10 @@ int main(void) {
         cmocka_unit_test(test_vectorised_color_kernels_match_plain_loops_on_odd_sizes_and_views),
         cmocka_unit_test(test_float_color_kernels_handle_out_of_range_values),
         cmocka_unit_test(test_u8_fast_paths_match_float_input_and_block_driver_for_all_values),
+        cmocka_unit_test(test_rgb2hsv_u8_matches_opencv_known_values),
+        cmocka_unit_test(test_rgb2hsv_u8_fast_path_matches_plain_loop_on_odd_widths_and_views),
+        cmocka_unit_test(test_log_matrix_block_fast_path_gives_the_plain_loops_bits),
+        cmocka_unit_test(test_rgb2lab_pixel_results_do_not_depend_on_position_and_edges_are_accurate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 // tests/test_geometry.c: crop, pad (constant/reflect101/replicate/reflect), flip, rot90 against
 // numpy's conventions, resize values checked against cv2.resize by hand (nearest, bilinear in
-// fixed point, area), tiling with the tissue test, and argument errors.
+// fixed point, area), the vectorised U8 bilinear path against the plain loops, tiling with the
+// tissue test, and argument errors.
 #include "hs_test.h"
 
 #include <math.h>
@@ -243,6 +244,41 @@ static void test_resize_bilinear_u8_three_channel_path_matches_per_channel_resiz
     }
 }
 
+// The vectorised U8 bilinear passes (word permutes over 64-byte windows, 16-bit vertical
+// multiply) against the plain loops, bit for bit: down- and upscales (windows too wide for the
+// permute fall back per 16 elements), 1 to 4 channels, 1-row and 1-column images and odd
+// widths (tails), values 0 and 255 in runs; and the 2048 -> 512 benchmark shape.
+static void test_resize_bilinear_u8_fast_path_matches_plain_loops(void **state) {
+    (void)state;
+    static const int64_t cases[][4] = {{64, 256, 16, 64}, {37, 41, 13, 7}, {1, 17, 1, 5},  {5, 1, 3, 1},
+                                       {33, 65, 17, 31},  {2, 2, 3, 3},    {9, 300, 4, 77}, {20, 31, 45, 70},
+                                       {7, 400, 3, 19},   {1, 1, 1, 1},    {3, 50, 1, 49}};
+    uint64_t seed = 3;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0] + 1; k++)
+        for (int64_t c = 1; c <= 4; c++) {
+            int last = k == sizeof cases / sizeof cases[0];
+            if (last && c != 3)
+                continue;
+            int64_t h = last ? 2048 : cases[k][0], w = last ? 2048 : cases[k][1], dh = last ? 512 : cases[k][2],
+                    dw = last ? 512 : cases[k][3];
+            hs_tensor *x = new_img(HS_DTYPE_U8, h, w, c), *a = new_img(HS_DTYPE_U8, dh, dw, c),
+                      *b = new_img(HS_DTYPE_U8, dh, dw, c);
+            uint8_t *px = x->data;
+            for (int64_t i = 0; i < h * w * c; i++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                px[i] = (i / 7) % 5 == 0 ? 255 : (i / 7) % 5 == 1 ? 0 : (uint8_t)(seed >> 56);
+            }
+            assert_int_equal(hs_geometry_resize(a, x, HS_INTERP_BILINEAR), HS_OK);
+            assert_int_equal(hs_geometry_resize_ref(b, x, HS_INTERP_BILINEAR), HS_OK);
+            if (memcmp(a->data, b->data, (size_t)(dh * dw * c)) != 0)
+                fail_msg("%lldx%lldx%lld -> %lldx%lld: fast and plain bilinear differ", (long long)h, (long long)w,
+                         (long long)c, (long long)dh, (long long)dw);
+            hs_tensor_free(x);
+            hs_tensor_free(a);
+            hs_tensor_free(b);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crop_copies_the_window_and_rejects_outside),
@@ -252,6 +288,7 @@ int main(void) {
         cmocka_unit_test(test_resize_f32_bilinear_is_exact_on_a_ramp_and_area_halves_average),
         cmocka_unit_test(test_resize_area_integer_scale_matches_plain_average),
         cmocka_unit_test(test_resize_bilinear_u8_three_channel_path_matches_per_channel_resize),
+        cmocka_unit_test(test_resize_bilinear_u8_fast_path_matches_plain_loops),
         cmocka_unit_test(test_tiles_and_tissue_fraction),
         cmocka_unit_test(test_geometry_rejects_bad_images),
     };
