@@ -1,6 +1,8 @@
 // core/conv2d.c: conv2d and conv_transpose2d on NCHW float32 (see conv2d.h). The fast paths are
-// im2col + OpenBLAS sgemm (a 1x1 stride-1 unpadded conv is a plain GEMM on x) and a direct loop
-// for depthwise convs; the *_ref functions are the plain loops the tests trust. Not a layer.
+// im2col + OpenBLAS sgemm (a 1x1 stride-1 unpadded conv is a plain GEMM on x), a direct loop
+// for depthwise convs and, on AVX-512 builds, the direct 3x3 stride-1 kernels of conv3x3.c for
+// up to 256 channels (forward and dx; dW too on rows of 32+ pixels, up to 128 channels); the *_ref
+// functions are the plain loops the tests trust. Not a layer.
 // The algorithm is picked per shape: large images run as row tiles and small images as blocks of
 // whole images, both on LANES fixed lanes with single-threaded GEMMs on cache-sized columns;
 // when there are too few blocks to fill the lanes (batch-1 inference), one wide GEMM uses every
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "conv3x3.h"
 #include "parallel.h"
 #include "tensor.h"
 
@@ -52,6 +55,9 @@ typedef struct {
     int imgblk;   // conv on small images: lanes take blocks of tb whole images, see blk_fwd_lane
     int64_t tb, nitems;
     int dwt;      // lanes: dW partials stored transposed, (K, Coutg) per group (see lane_dw_gemm)
+    int c3;       // direct 3x3 stride-1 kernels (conv3x3.c) on tiles of c3_nb images x c3_rows rows
+    int c3_dw;    // direct path also for dW (else dW by im2col + sgemm, dx and forward direct)
+    int64_t c3_nb, c3_nblk, c3_rows, c3_rows_dx, c3_items;
 } geom;
 
 static int64_t ceil_div(int64_t a, int64_t b) {  // b > 0, a any sign
@@ -268,6 +274,67 @@ static void channel_sums(float *dbias, const float *dout, int64_t N, int64_t C, 
 
 // ---- conv2d: shapes ----
 
+// Direct 3x3 path (conv3x3.c): chosen for 3x3, stride 1, no dilation, one group, padding <= 2 and
+// channel counts up to C3_MAX_CH, where im2col + sgemm spends most of its time packing (measured
+// per layer shape of the reference CNN and U-Net, 1 thread: forward 1.3-2.5x faster at 16 to 128
+// pixels per row, dx likewise; dW only at 32+ pixels per row and up to 128 channels; at 8 pixels
+// per row half of every vector would be wasted, so those stay on sgemm). Work items are tiles of
+// c3_nb whole images or of c3_rows output rows of one image, aiming at C3_TARGET_VECS output
+// vectors of 16 pixels each, with at least 2 LANES items when the shape allows (batch-1 latency).
+#define C3_MAX_CH 256      // forward and dx: channel counts up to this
+#define C3_MIN_WO 16       // and output rows of at least one full vector (or 4 / 8 wide, dense)
+#define C3_DW_MAX_CH 128   // dW: direct up to this many channels on rows of 32 pixels or more
+#define C3_DW_MIN_WO 32
+#define C3_TARGET_VECS 128
+
+static int c3_enabled = 1;
+
+int hs_conv2d_set_direct(int enable) {
+    int old = c3_enabled;
+    c3_enabled = enable != 0;
+    return old;
+}
+
+static void choose_c3(geom *g, hs_conv2d_params p) {
+    g->c3 = c3_enabled && hs_conv3x3_available() && g->KH == 3 && g->KW == 3 && p.stride_h == 1 &&
+            p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && g->G == 1 && p.pad_h <= 2 && p.pad_w <= 2 &&
+            g->C <= C3_MAX_CH && g->Cout <= C3_MAX_CH &&
+            (g->Wo >= C3_MIN_WO || (g->Wo >= 4 && hs_conv3x3_dense(g->W, g->Wo, p.pad_w)));
+    g->c3_dw = g->Wo >= C3_DW_MIN_WO && g->C <= C3_DW_MAX_CH && g->Cout <= C3_DW_MAX_CH;
+    if (!g->c3)
+        return;
+    int64_t img_vecs = g->Wo >= 16 ? g->Ho * ((g->Wo + 15) / 16) : (g->Ho * g->Wo + 15) / 16, want = 2 * LANES;
+    if (img_vecs <= C3_TARGET_VECS / 2 && g->N >= want) {   // whole images per tile
+        int64_t nb = C3_TARGET_VECS / img_vecs, most = (g->N + want - 1) / want;
+        nb = nb > most ? most : nb;
+        g->c3_nb = nb < 1 ? 1 : nb;
+        g->c3_nblk = 1;
+    } else {
+        int64_t nblk = (img_vecs + C3_TARGET_VECS - 1) / C3_TARGET_VECS;
+        if (g->N * nblk < want)
+            nblk = (want + g->N - 1) / g->N;
+        nblk = nblk > g->Ho ? g->Ho : nblk;
+        g->c3_nb = 1;
+        g->c3_nblk = nblk;
+    }
+    g->c3_rows = (g->Ho + g->c3_nblk - 1) / g->c3_nblk;
+    g->c3_nblk = (g->Ho + g->c3_rows - 1) / g->c3_rows;
+    g->c3_rows_dx = (g->H + g->c3_nblk - 1) / g->c3_nblk;
+    g->c3_items = (g->N + g->c3_nb - 1) / g->c3_nb * g->c3_nblk;
+}
+
+// Per-lane floats of the direct path: a packed tile (x for the forward and dW, dout for dx) and
+// the lane's dW partial (Cout, C, 3, 3); the flipped weights for dx come first, once.
+static size_t c3_lane_floats(const geom *g) {
+    int64_t a = hs_conv3x3_tile_floats(g->C, g->c3_nb, g->c3_rows, g->W, g->Wo, g->im.pw);
+    int64_t b = hs_conv3x3_tile_floats(g->Cout, g->c3_nb, g->c3_rows_dx, g->Wo, g->W, 2 - g->im.pw);
+    return (size_t)(a > b ? a : b) + (size_t)(g->Cout * g->C * 9);
+}
+
+static size_t c3_ws(const geom *g) {
+    return (size_t)(g->Cout * g->C * 9) + (size_t)LANES * c3_lane_floats(g);
+}
+
 static hs_status check_conv(geom *g, const char *op, const int64_t xs[4], const int64_t w[4], hs_conv2d_params p) {
     char a[96], b[96];
     if (!xs || !w)
@@ -333,6 +400,7 @@ static hs_status check_conv(geom *g, const char *op, const int64_t xs[4], const 
     }
     g->imgblk = !g->depthwise && !g->tiled && g->nitems >= LANES;
     g->dwt = g->Coutg < 128;
+    choose_c3(g, p);
     if (g->P > INT_MAX / BLOCK_MAX_IMAGES || g->K > INT_MAX || g->Cout > INT_MAX || g->H * g->W > INT_MAX)
         return HS_FAIL(HS_ERR_SHAPE, "%s: x %s with weight %s is too large", op, a, b);
     return HS_OK;
@@ -358,6 +426,12 @@ static size_t blk_lane_floats(const geom *g) {
 }
 
 static size_t conv_ws(const geom *g) {
+    if (g->c3) {
+        geom h = *g;   // the im2col + sgemm dW of shapes whose dW is not direct
+        h.c3 = 0;
+        size_t a = c3_ws(g), b = g->c3_dw ? 0 : conv_ws(&h);
+        return a > b ? a : b;
+    }
     if (g->depthwise)
         return 0;
     size_t cols = g->tiled ? 0 : (size_t)g->K * (size_t)(g->T * g->P);
@@ -765,6 +839,80 @@ static void blk_bwd_lane(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+// ---- conv2d: direct 3x3 lanes ----
+// Item i = image block i / c3_nblk (c3_nb images), row block i % c3_nblk; LANES fixed lanes take
+// the items round-robin, pack the item's input rows into their own tile buffer and run the
+// conv3x3 kernels on it. Forward and dx write disjoint rows (dx is computed in gather form, as a
+// 3x3 convolution of dout with the flipped, transposed weights and padding 2 - pad), and each
+// lane sums its own dW partial, added in lane order afterwards: no result depends on the threads.
+
+typedef struct {
+    const geom *g;
+    float *out, *dx, *dw;               // forward: out; backward: dx (NULL: skip), dw
+    const float *x, *w, *bias, *dout;   // backward: w = the flipped weights (C, Cout, 3, 3)
+    float *ws;                          // lane l at ws + l * c3_lane_floats
+    const hs_conv2d_epilogue *ep;
+    int assign;
+} c3_job;
+
+static void c3_item(const geom *g, int64_t item, int64_t *n0, int64_t *nb, int64_t *blk) {
+    int64_t ib = item / g->c3_nblk;
+    *blk = item % g->c3_nblk;
+    *n0 = ib * g->c3_nb;
+    *nb = g->N - *n0 < g->c3_nb ? g->N - *n0 : g->c3_nb;
+}
+
+static void c3_fwd_lane(void *ctx, int64_t b, int64_t e) {
+    const c3_job *j = ctx;
+    const geom *g = j->g;
+    int64_t HW = g->H * g->W, P = g->P;
+    for (int64_t lane = b; lane < e; lane++) {
+        float *buf = j->ws + (size_t)lane * c3_lane_floats(g);
+        for (int64_t item = lane; item < g->c3_items; item += LANES) {
+            int64_t n0, nb, blk;
+            c3_item(g, item, &n0, &nb, &blk);
+            int64_t oh0 = blk * g->c3_rows, rows = g->Ho - oh0 < g->c3_rows ? g->Ho - oh0 : g->c3_rows;
+            hs_conv3x3_tile t = hs_conv3x3_pack(buf, j->x + n0 * g->C * HW, g->C * HW, nb, g->C, g->H, g->W,
+                                                oh0 - g->im.ph, rows, g->im.pw, g->Wo);
+            hs_conv3x3_dst d = {j->out + n0 * g->Cout * P + oh0 * g->Wo, g->Cout * P, P};
+            hs_conv3x3_fwd(d, &t, j->w, j->bias, g->Cout, j->ep ? j->ep->scale : NULL, j->ep ? j->ep->shift : NULL,
+                           j->ep ? j->ep->relu : 0, 0);
+        }
+    }
+}
+
+static void c3_bwd_lane(void *ctx, int64_t b, int64_t e) {
+    const c3_job *j = ctx;
+    const geom *g = j->g;
+    int64_t HW = g->H * g->W, P = g->P;
+    for (int64_t lane = b; lane < e; lane++) {
+        float *buf = j->ws + (size_t)lane * c3_lane_floats(g);
+        float *dwl = buf + c3_lane_floats(g) - g->Cout * g->C * 9;
+        if (g->c3_dw)
+            memset(dwl, 0, (size_t)(g->Cout * g->C * 9) * sizeof *dwl);
+        for (int64_t item = lane; item < g->c3_items; item += LANES) {
+            int64_t n0, nb, blk;
+            c3_item(g, item, &n0, &nb, &blk);
+            // dW over output rows [oh0, oh0 + rows)
+            if (g->c3_dw) {
+                int64_t oh0 = blk * g->c3_rows, rows = g->Ho - oh0 < g->c3_rows ? g->Ho - oh0 : g->c3_rows;
+                hs_conv3x3_tile t = hs_conv3x3_pack(buf, j->x + n0 * g->C * HW, g->C * HW, nb, g->C, g->H, g->W,
+                                                    oh0 - g->im.ph, rows, g->im.pw, g->Wo);
+                hs_conv3x3_dw(dwl, &t, j->dout + n0 * g->Cout * P + oh0 * g->Wo, g->Cout * P, P, g->Cout);
+            }
+            // dx over input rows [ih0, ih0 + rows_dx): conv3x3 of dout padded by 2 - pad
+            int64_t ih0 = blk * g->c3_rows_dx;
+            if (!j->dx || ih0 >= g->H)
+                continue;
+            int64_t rdx = g->H - ih0 < g->c3_rows_dx ? g->H - ih0 : g->c3_rows_dx;
+            hs_conv3x3_tile td = hs_conv3x3_pack(buf, j->dout + n0 * g->Cout * P, g->Cout * P, nb, g->Cout, g->Ho,
+                                                 g->Wo, ih0 - (2 - g->im.ph), rdx, 2 - g->im.pw, g->W);
+            hs_conv3x3_dst dd = {j->dx + n0 * g->C * HW + ih0 * g->W, g->C * HW, HW};
+            hs_conv3x3_fwd(dd, &td, j->w, NULL, g->C, NULL, NULL, 0, !j->assign);
+        }
+    }
+}
+
 // ---- conv2d: forward / backward ----
 
 hs_status hs_conv2d_forward(float *out, const float *x, const float *w, const float *bias, const int64_t xs[4],
@@ -792,6 +940,11 @@ hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, co
         dw_job j = {&g, out, x, w, bias, NULL, NULL, NULL, 0};
         hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_forward_task, &j);
         epilogue_pass(out, &g, ep);
+        return HS_OK;
+    }
+    if (g.c3) {
+        c3_job j = {&g, out, NULL, NULL, x, w, bias, NULL, ws, ep, 0};
+        hs_parallel_for(LANES, 1, c3_fwd_lane, &j);
         return HS_OK;
     }
     if (g.tiled || g.imgblk) {
@@ -838,24 +991,12 @@ hs_status hs_conv2d_backward(float *dx, float *dw, float *dbias, const float *do
     return hs_conv2d_backward_assign(dx, dw, dbias, dout, x, w, xs, ws_, p, ws, 0);
 }
 
-hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
-                                    const float *w, const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p,
-                                    float *ws, int assign_dx) {
-    geom g = {0};
-    HS_TRY(check_conv(&g, "conv2d_backward", xs, ws_, p));
-    if (!dw || !dout || !x || !w)
-        return HS_FAIL(HS_ERR_ARG, "conv2d_backward: NULL dweight, dout, x or weight");
-    HS_TRY(check_ws("conv2d_backward", &g, conv_ws(&g), ws));
+// The im2col + sgemm backward (all shapes but depthwise): dW +=, dx += (or = with assign_dx);
+// dx NULL: dW only.
+static void gemm_backward(const geom *gp, float *dx, float *dw, const float *dout, const float *x, const float *w,
+                          float *ws, int assign_dx) {
+    const geom g = *gp;
     int64_t HW = g.H * g.W, P = g.P, KK = g.KH * g.KW;
-    if (dbias)
-        channel_sums(dbias, dout, g.N, g.Cout, P);
-    if (g.depthwise) {
-        dw_job j = {&g, NULL, x, w, NULL, dout, dx, dw, assign_dx != 0};
-        if (dx)
-            hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_backward_dx_task, &j);
-        hs_parallel_for(g.C, 1, dw_backward_dw_task, &j);
-        return HS_OK;
-    }
     if (g.tiled || g.imgblk) {
         int bt = hs_blas_get_threads();
         hs_blas_set_threads(1);
@@ -867,7 +1008,7 @@ hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const fl
         size_t dw_off = g.tiled ? (size_t)(g.K * g.rb * g.Wo) : (size_t)((g.K + g.Coutg) * g.tb * g.P);
         for (int64_t l = 0; l < LANES; l++)   // fixed order: deterministic
             add_lane_dw(dw, ws + (size_t)l * lane_floats + dw_off, &g);
-        return HS_OK;
+        return;
     }
     float *col = ws, *tmp = ws ? ws + g.K * g.T * P : NULL;
     for (int64_t n0 = 0; n0 < g.N; n0 += g.T) {
@@ -904,6 +1045,50 @@ hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const fl
             }
         }
     }
+}
+
+hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                                    const float *w, const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p,
+                                    float *ws, int assign_dx) {
+    geom g = {0};
+    HS_TRY(check_conv(&g, "conv2d_backward", xs, ws_, p));
+    if (!dw || !dout || !x || !w)
+        return HS_FAIL(HS_ERR_ARG, "conv2d_backward: NULL dweight, dout, x or weight");
+    HS_TRY(check_ws("conv2d_backward", &g, conv_ws(&g), ws));
+    int64_t P = g.P, KK = g.KH * g.KW;
+    if (dbias)
+        channel_sums(dbias, dout, g.N, g.Cout, P);
+    if (g.depthwise) {
+        dw_job j = {&g, NULL, x, w, NULL, dout, dx, dw, assign_dx != 0};
+        if (dx)
+            hs_parallel_for(g.N * g.C, grain_for(P * KK), dw_backward_dx_task, &j);
+        hs_parallel_for(g.C, 1, dw_backward_dw_task, &j);
+        return HS_OK;
+    }
+    if (g.c3 && !g.c3_dw)   // dW by im2col + sgemm (faster there), dx by the direct kernels
+        gemm_backward(&g, NULL, dw, dout, x, w, ws, 0);
+    if (g.c3) {
+        if (!dx && !g.c3_dw)
+            return HS_OK;
+        float *wf = ws;   // (C, Cout, 3, 3): wf[ci][co][kh][kw] = w[co][ci][2 - kh][2 - kw]
+        for (int64_t co = 0; co < g.Cout; co++)
+            for (int64_t ci = 0; ci < g.C; ci++)
+                for (int64_t k = 0; k < 9; k++)
+                    wf[(ci * g.Cout + co) * 9 + 8 - k] = w[(co * g.C + ci) * 9 + k];
+        float *lanes = ws + g.Cout * g.C * 9;
+        c3_job j = {&g, NULL, dx, dw, x, wf, NULL, dout, lanes, NULL, assign_dx != 0};
+        hs_parallel_for(LANES, 1, c3_bwd_lane, &j);
+        if (!g.c3_dw)
+            return HS_OK;
+        size_t lf = c3_lane_floats(&g), nw = (size_t)(g.Cout * g.C * 9);
+        for (int64_t l = 0; l < LANES; l++) {   // fixed order: deterministic
+            const float *dwl = lanes + (size_t)l * lf + lf - nw;
+            for (size_t i = 0; i < nw; i++)
+                dw[i] += dwl[i];
+        }
+        return HS_OK;
+    }
+    gemm_backward(&g, dx, dw, dout, x, w, ws, assign_dx);
     return HS_OK;
 }
 

@@ -9,6 +9,8 @@
 // hold at least *_workspace_size() floats (may be 0, then ws may be NULL). Forward assigns (=)
 // its output; backward adds (+=) into every gradient (the caller zeroes them first).
 // Threads: hs_parallel_for and OpenBLAS only; results are bit-identical for any thread count.
+// Algorithms (chosen per shape, see conv2d.c): im2col + sgemm, 1x1 as GEMM, depthwise loops and,
+// on AVX-512 builds, direct 3x3 stride-1 kernels (conv3x3.h) for small and medium channel counts.
 // Status codes: HS_ERR_ARG (NULL buffer, bad params, missing workspace), HS_ERR_SHAPE (sizes not
 // positive, channels not divisible by groups, weight not matching x, kernel larger than the
 // padded input). Messages name the op and print both shapes.
@@ -50,6 +52,12 @@ hs_status hs_conv2d_backward(float *dx /*NULL: skip*/, float *dw, float *dbias /
 hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const float *dout, const float *x,
                                     const float *w, const int64_t xs[4], const int64_t ws_[4], hs_conv2d_params p,
                                     float *ws, int assign_dx);
+
+// Enables (1, the default) or disables (0) the direct 3x3 kernels (core/conv3x3.c) that
+// hs_conv2d_forward/_backward pick for 3x3 stride-1 convs with few channels on AVX-512 builds;
+// disabled, every shape takes the im2col + sgemm path. For tests and benchmarks comparing the
+// two; not thread-safe against concurrent convolutions. Returns the previous setting.
+int hs_conv2d_set_direct(int enable);
 
 // Plain-loop references (double accumulation, no workspace, single thread): the tests' oracle.
 // Same shapes and semantics as the functions above (forward =, backward +=).

@@ -1,7 +1,7 @@
 // tests/test_conv2d.c: conv2d and conv_transpose2d kernels: the fast paths (im2col+GEMM, 1x1
-// GEMM, depthwise loops, batched blocks) against the plain-loop references on many shapes,
-// against PyTorch's reference cases, finite differences, += semantics, thread-count
-// independence and argument errors. Not a benchmark.
+// GEMM, depthwise loops, batched blocks, direct 3x3 AVX-512 kernels) against the plain-loop
+// references on many shapes, against PyTorch's reference cases, finite differences, +=
+// semantics, thread-count independence and argument errors. Not a benchmark.
 #include "hs_test.h"
 
 #include <math.h>
@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "conv2d.h"
+#include "conv3x3.h"
 #include "parallel.h"
 #include "ref_reader.h"
 #include "rng.h"
@@ -124,6 +125,81 @@ static const conv_case conv_cases[] = {
     {2, 4, 46, 46, 256, 3, 3, 1, 1, 1, 2},    // tiled, 128 out channels per group: dW partials untransposed
     {4, 16, 40, 40, 128, 3, 3, 1, 1, 1, 1},   // image-block lanes, 128 out channels: untransposed partials
 };
+
+// The direct 3x3 stride-1 kernels (conv3x3.c, AVX-512 builds): odd widths (masked last vector),
+// Cin 1/3/5, Cout 1/7/17 (every register-block remainder), padding 0/1/2, batches 1-3, and
+// shapes with several row tiles per image and several images per tile; rows of 32+ pixels take
+// the direct dW kernel too, narrower ones dW by im2col + sgemm.
+static void test_conv2d_direct3x3_matches_reference_on_odd_shapes(void **state) {
+    (void)state;
+    static const int64_t cins[] = {1, 3, 5}, couts[] = {1, 7, 17}, hws[][2] = {{5, 21}, {17, 19}, {9, 67}};
+    uint64_t seed = 700;
+    for (int ic = 0; ic < 3; ic++)
+        for (int oc = 0; oc < 3; oc++)
+            for (int pad = 0; pad < 2; pad++) {
+                const int64_t *hw = hws[(ic + oc + pad) % 3];
+                conv_case c = {1 + (ic + 2 * oc + pad) % 3, cins[ic], hw[0], hw[1], couts[oc], 3, 3, 1, pad, 1, 1};
+                run_conv_vs_ref(&c, seed);
+                seed += 10;
+            }
+    static const conv_case big[] = {
+        // N  C   H    W  Cout KH KW s  p  d  g
+        {2, 16, 37, 130, 32, 3, 3, 1, 1, 1, 1},   // several row tiles per image, 9 vectors per row
+        {1, 32, 61, 47, 16, 3, 3, 1, 0, 1, 1},    // batch 1: row tiles for the lanes, no padding
+        {3, 8, 20, 21, 24, 3, 3, 1, 2, 1, 1},     // padding 2 (dx with padding 0)
+        {11, 5, 6, 6, 7, 3, 3, 1, 1, 1, 1},       // several whole images per tile, a partial tile
+        {2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1},    // 64 channels, 16 pixels per row
+        {2, 48, 8, 20, 40, 3, 3, 1, 1, 1, 1},     // 20 wide: direct forward and dx, GEMM dW
+        {3, 1, 5, 64, 1, 3, 3, 1, 2, 1, 1},       // direct dW: Cin 1, Cout 1, padding 2, 66 wide
+        {1, 5, 6, 70, 7, 3, 3, 1, 0, 1, 1},       // direct dW: Cout 7, no padding, 68 wide
+        {2, 3, 4, 90, 17, 3, 3, 1, 1, 1, 1},      // direct dW: Cin 3, Cout 17
+        {3, 5, 8, 8, 17, 3, 3, 1, 1, 1, 1},       // dense layout: 8 wide, a vector spans 2 rows
+        {2, 7, 5, 4, 7, 3, 3, 1, 1, 1, 1},        // dense, 4 wide, 5 rows: a masked last vector
+        {1, 16, 8, 8, 9, 3, 3, 1, 1, 1, 1},       // dense, batch 1: row tiles
+        {9, 3, 7, 8, 1, 3, 3, 1, 1, 1, 1},        // dense, several images per tile
+    };
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
+        run_conv_vs_ref(&big[i], 900 + 10 * i);
+}
+
+// Where the direct path applies, switching it off (im2col + sgemm for every shape) gives the same
+// forward and gradients within float rounding: the switch the benchmarks use is safe.
+static void test_conv2d_direct3x3_agrees_with_im2col_path(void **state) {
+    (void)state;
+    if (!hs_conv3x3_available())
+        skip();   // built without AVX-512: there is only the im2col path
+    static const conv_case cs[] = {
+        {2, 16, 37, 130, 32, 3, 3, 1, 1, 1, 1},
+        {3, 5, 17, 19, 17, 3, 3, 1, 0, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        const conv_case *c = &cs[i];
+        int64_t xs[4] = {c->N, c->C, c->H, c->W}, wsh[4] = {c->Cout, c->C, 3, 3}, os[4];
+        hs_conv2d_params p = {1, 1, c->p, c->p, 1, 1, 1};
+        assert_int_equal(hs_conv2d_out_shape(os, xs, wsh, p), HS_OK);
+        int64_t nx = prod4(xs), nw = prod4(wsh), no = prod4(os);
+        float *x = randn(nx, 50, 1.0f), *w = randn(nw, 51, 0.3f), *dout = randn(no, 52, 1.0f);
+        float *res[2][3];
+        for (int direct = 1; direct >= 0; direct--) {
+            int was = hs_conv2d_set_direct(direct);
+            float *ws = malloc((hs_conv2d_workspace_size(xs, wsh, p) + 1) * sizeof(float));
+            res[direct][0] = malloc((size_t)no * sizeof(float));
+            res[direct][1] = calloc((size_t)nx, sizeof(float));
+            res[direct][2] = calloc((size_t)nw, sizeof(float));
+            assert_int_equal(hs_conv2d_forward(res[direct][0], x, w, NULL, xs, wsh, p, ws), HS_OK);
+            assert_int_equal(hs_conv2d_backward(res[direct][1], res[direct][2], NULL, dout, x, w, xs, wsh, p, ws), HS_OK);
+            hs_conv2d_set_direct(was);
+            free(ws);
+        }
+        hs_expect_close(res[1][0], res[0][0], (size_t)no, FWD_ATOL, FWD_RTOL);
+        hs_expect_close(res[1][1], res[0][1], (size_t)nx, GRAD_ATOL, GRAD_RTOL);
+        hs_expect_close(res[1][2], res[0][2], (size_t)nw, GRAD_ATOL, GRAD_RTOL);
+        for (int d = 0; d < 2; d++)
+            for (int k = 0; k < 3; k++)
+                free(res[d][k]);
+        free(x), free(w), free(dout);
+    }
+}
 
 static void test_conv2d_matches_reference_loops_on_many_shapes(void **state) {
     (void)state;
@@ -352,6 +428,10 @@ static void test_conv2d_results_identical_for_one_and_two_threads(void **state) 
         {{2, 4, 50, 50}, {5, 4, 1, 1}, {1, 1, 0, 0, 1, 1, 1}},
         {{3, 6, 12, 12}, {6, 1, 3, 3}, {2, 2, 1, 1, 1, 1, 6}},
         {{40, 64, 6, 6}, {8, 64, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // image-block lanes
+        {{3, 5, 37, 45}, {17, 5, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // direct 3x3: row tiles
+        {{1, 16, 70, 67}, {7, 16, 3, 3}, {1, 1, 0, 0, 1, 1, 1}},  // direct 3x3: batch 1, no padding
+        {{13, 3, 9, 20}, {32, 3, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // direct 3x3: images per tile
+        {{11, 6, 7, 8}, {5, 6, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},     // direct 3x3, dense 8-wide layout
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int64_t os[4];
@@ -478,6 +558,8 @@ static void test_conv_transpose2d_rejects_bad_shapes_and_params(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_matches_reference_loops_on_many_shapes),
+        cmocka_unit_test(test_conv2d_direct3x3_matches_reference_on_odd_shapes),
+        cmocka_unit_test(test_conv2d_direct3x3_agrees_with_im2col_path),
         cmocka_unit_test(test_conv_transpose2d_matches_reference_loops_on_many_shapes),
         cmocka_unit_test(test_conv2d_matches_pytorch_reference_cases),
         cmocka_unit_test(test_conv_transpose2d_matches_pytorch_reference_cases),

@@ -1,0 +1,291 @@
+// core/conv3x3.c: direct 3x3 stride-1 convolution kernels on packed tiles (see conv3x3.h), the
+// fast path of conv2d for small and medium channel counts, where im2col + sgemm spends its time
+// packing. Not an op: no shape checks, no threads; conv2d.c validates, tiles and runs these on
+// lanes. Input loads go through per-column-tap lane masks (all ones but in the dense layout).
+//
+// Letters: C input channels, Cout output channels, Wo output width, Wp packed width, nvr vectors
+// per output row, NV output vectors per register block, CO output channels per register block.
+//
+// Forward: a register block is CO output channels x NV vectors of 16 output pixels (24 zmm
+// accumulators); for every input channel and tap it loads NV input vectors and broadcasts CO
+// weights, so each load feeds several FMAs. The last vector of a row is stored under a mask; a
+// block that runs out of positions repeats its last one with an empty store mask. Weight
+// gradient: for one input channel, DCO output channels x 9 taps of 16-lane partial sums over the
+// tile's pixels, reduced horizontally in a fixed order at the end of the tile. Every sum runs in
+// an order fixed by the shapes, never by the threads.
+#include "conv3x3.h"
+
+#include <string.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+#define CO 8    // output channels per forward register block
+#define NV 3    // 16-pixel vectors per forward register block
+#define DCO 3   // output channels per weight-gradient register block
+
+int hs_conv3x3_available(void) {
+    return 1;
+}
+
+typedef struct {
+    int64_t in, out;   // offsets in the packed tile (channel 0) and in the destination (channel 0)
+    __mmask16 m;       // store mask
+} pos;
+
+static __mmask16 tail_mask(int64_t Wo) {
+    int64_t r = Wo % 16;
+    return r == 0 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1u);
+}
+
+// Positions [p0, p0 + NV) of the tile (p = (t * rows + r) * nvr + v), walked from the cursor
+// (t, r, v) of p0 without divisions; past the end: repeat the last position with an empty mask.
+typedef struct {
+    int64_t t, r, v;
+} cursor;
+
+static void positions(pos ps[NV], cursor *cu, const hs_conv3x3_tile *x, int64_t img_stride, int64_t p0,
+                      int64_t npos, __mmask16 tm) {
+    for (int v = 0; v < NV; v++) {
+        if (p0 + v >= npos) {
+            ps[v] = ps[v - 1];   // npos >= 1, so v >= 1 here
+            ps[v].m = 0;
+            continue;
+        }
+        ps[v].in = cu->t * x->in_img + cu->r * x->Wp + 16 * cu->v;
+        ps[v].out = cu->t * img_stride + cu->r * x->Wo + 16 * cu->v;
+        ps[v].m = cu->v == x->nvr - 1 ? tm : (__mmask16)0xFFFF;
+        if (++cu->v == x->nvr) {
+            cu->v = 0;
+            if (++cu->r == x->rows) {
+                cu->r = 0;
+                cu->t++;
+            }
+        }
+    }
+}
+
+// One forward register block: output channels [co0, co0 + cob) at the NV positions ps.
+static inline __attribute__((always_inline)) void fwd_block(hs_conv3x3_dst out, const hs_conv3x3_tile *x,
+                                                            const float *w, const float *bias, int64_t co0,
+                                                            const int cob, const pos *ps, const float *scale,
+                                                            const float *shift, int relu, int accumulate) {
+    __m512 acc[CO][NV];
+    const int64_t K = x->C * 9, plane = x->nb * x->in_img, Wp = x->Wp;
+    const __mmask16 km[3] = {(__mmask16)x->km[0], (__mmask16)x->km[1], (__mmask16)x->km[2]};
+    _Pragma("GCC unroll 16")
+    for (int c = 0; c < cob; c++) {
+        _Pragma("GCC unroll 16")
+        for (int v = 0; v < NV; v++)
+            acc[c][v] = accumulate ? _mm512_maskz_loadu_ps(ps[v].m, out.base + (co0 + c) * out.ch_stride + ps[v].out)
+                                   : _mm512_set1_ps(bias ? bias[co0 + c] : 0.0f);
+    }
+    const float *wc = w + co0 * K;
+    const float *in0 = x->xp + ps[0].in, *in1 = x->xp + ps[1].in, *in2 = x->xp + ps[2].in;
+    for (int64_t ci = 0; ci < x->C; ci++) {
+        const float *wk = wc + ci * 9;
+        const int64_t o = ci * plane;
+        _Pragma("GCC unroll 16")
+        for (int kh = 0; kh < 3; kh++) {
+            _Pragma("GCC unroll 16")
+            for (int kw = 0; kw < 3; kw++) {
+                const int64_t d = o + kh * Wp + kw + x->koff;
+                __m512 x0 = _mm512_maskz_loadu_ps(km[kw], in0 + d), x1 = _mm512_maskz_loadu_ps(km[kw], in1 + d),
+                       x2 = _mm512_maskz_loadu_ps(km[kw], in2 + d);
+                _Pragma("GCC unroll 16")
+                for (int c = 0; c < cob; c++) {
+                    __m512 wv = _mm512_set1_ps(wk[c * K + kh * 3 + kw]);
+                    acc[c][0] = _mm512_fmadd_ps(wv, x0, acc[c][0]);
+                    acc[c][1] = _mm512_fmadd_ps(wv, x1, acc[c][1]);
+                    acc[c][2] = _mm512_fmadd_ps(wv, x2, acc[c][2]);
+                }
+            }
+        }
+    }
+    _Pragma("GCC unroll 16")
+    for (int c = 0; c < cob; c++) {
+        __m512 sc = _mm512_set1_ps(scale ? scale[co0 + c] : 1.0f), sh = _mm512_set1_ps(shift ? shift[co0 + c] : 0.0f);
+        _Pragma("GCC unroll 16")
+        for (int v = 0; v < NV; v++) {
+            __m512 a = acc[c][v];
+            if (scale || shift)
+                a = _mm512_add_ps(_mm512_mul_ps(a, sc), sh);   // as the unfused epilogue: no FMA
+            if (relu)
+                a = _mm512_max_ps(a, _mm512_setzero_ps());
+            _mm512_mask_storeu_ps(out.base + (co0 + c) * out.ch_stride + ps[v].out, ps[v].m, a);
+        }
+    }
+}
+
+// Output channels [co_lo, co_hi) at every position of the tile, positions outer.
+static void fwd_range(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w, const float *bias,
+                      int64_t co_lo, int64_t co_hi, const float *scale, const float *shift, int relu, int accumulate) {
+    int64_t npos = x->nb * x->rows * x->nvr;
+    __mmask16 tm = tail_mask(x->Wo);
+    cursor cu = {0, 0, 0};
+    for (int64_t p0 = 0; p0 < npos; p0 += NV) {
+        pos ps[NV];
+        positions(ps, &cu, x, out.img_stride, p0, npos, tm);
+        int64_t co0 = co_lo;
+        for (; co0 + 8 <= co_hi; co0 += 8)
+            fwd_block(out, x, w, bias, co0, 8, ps, scale, shift, relu, accumulate);
+        if (co_hi - co0 >= 4) {
+            fwd_block(out, x, w, bias, co0, 4, ps, scale, shift, relu, accumulate);
+            co0 += 4;
+        }
+        if (co_hi - co0 >= 2) {
+            fwd_block(out, x, w, bias, co0, 2, ps, scale, shift, relu, accumulate);
+            co0 += 2;
+        }
+        if (co_hi - co0 >= 1)
+            fwd_block(out, x, w, bias, co0, 1, ps, scale, shift, relu, accumulate);
+    }
+}
+
+// Positions outer while all the weights fit in about L1 + a bit (the tile's inputs of a
+// position group stay in L1 across the output channels); with more weights, blocks of 8 output
+// channels outer, so that each block's weights stay in cache across the positions.
+#define FWD_W_FLOATS 16384
+
+void hs_conv3x3_fwd(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w, const float *bias, int64_t Cout,
+                    const float *scale, const float *shift, int relu, int accumulate) {
+    if (Cout * x->C * 9 <= FWD_W_FLOATS) {
+        fwd_range(out, x, w, bias, 0, Cout, scale, shift, relu, accumulate);
+        return;
+    }
+    for (int64_t co0 = 0; co0 < Cout; co0 += 8)
+        fwd_range(out, x, w, bias, co0, co0 + 8 < Cout ? co0 + 8 : Cout, scale, shift, relu, accumulate);
+}
+
+// One weight-gradient register block: output channels [co0, co0 + cob) and input channel ci.
+static inline __attribute__((always_inline)) void dw_block(float *dw, const hs_conv3x3_tile *x, const float *dout,
+                                                           int64_t img_stride, int64_t ch_stride, int64_t co0,
+                                                           const int cob, int64_t ci) {
+    __m512 acc[DCO][9];
+    _Pragma("GCC unroll 16")
+    for (int c = 0; c < cob; c++)
+        _Pragma("GCC unroll 16")
+        for (int k = 0; k < 9; k++)
+            acc[c][k] = _mm512_setzero_ps();
+    const int64_t Wp = x->Wp, plane = x->nb * x->in_img;
+    const __mmask16 km[3] = {(__mmask16)x->km[0], (__mmask16)x->km[1], (__mmask16)x->km[2]};
+    const __mmask16 tm = tail_mask(x->Wo);
+    for (int64_t t = 0; t < x->nb; t++) {
+        for (int64_t r = 0; r < x->rows; r++) {
+            const float *dr = dout + t * img_stride + co0 * ch_stride + r * x->Wo;
+            const float *xr = x->xp + ci * plane + t * x->in_img + r * Wp + x->koff;
+            for (int64_t v = 0; v < x->nvr; v++) {
+                __mmask16 m = v == x->nvr - 1 ? tm : (__mmask16)0xFFFF;
+                __m512 dv[DCO];
+                _Pragma("GCC unroll 16")
+                for (int c = 0; c < cob; c++)
+                    dv[c] = _mm512_maskz_loadu_ps(m, dr + c * ch_stride + 16 * v);
+                _Pragma("GCC unroll 16")
+                for (int kh = 0; kh < 3; kh++) {
+                    _Pragma("GCC unroll 16")
+                    for (int kw = 0; kw < 3; kw++) {
+                        __m512 xv = _mm512_maskz_loadu_ps(km[kw], xr + kh * Wp + kw + 16 * v);
+                        _Pragma("GCC unroll 16")
+                        for (int c = 0; c < cob; c++)
+                            acc[c][kh * 3 + kw] = _mm512_fmadd_ps(dv[c], xv, acc[c][kh * 3 + kw]);
+                    }
+                }
+            }
+        }
+    }
+    _Pragma("GCC unroll 16")
+    for (int c = 0; c < cob; c++)
+        _Pragma("GCC unroll 16")
+        for (int k = 0; k < 9; k++)
+            dw[((co0 + c) * x->C + ci) * 9 + k] += _mm512_reduce_add_ps(acc[c][k]);
+}
+
+void hs_conv3x3_dw(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
+                   int64_t Cout) {
+    // output channels outer: the DCO dout planes of the tile stay in L1 while the x planes stream
+    int64_t co0 = 0;
+    for (; co0 + DCO <= Cout; co0 += DCO)
+        for (int64_t ci = 0; ci < x->C; ci++)
+            dw_block(dw, x, dout, img_stride, ch_stride, co0, DCO, ci);
+    for (int64_t ci = 0; ci < x->C && Cout - co0 == 2; ci++)
+        dw_block(dw, x, dout, img_stride, ch_stride, co0, 2, ci);
+    for (int64_t ci = 0; ci < x->C && Cout - co0 == 1; ci++)
+        dw_block(dw, x, dout, img_stride, ch_stride, co0, 1, ci);
+}
+
+#else   // no AVX-512: conv2d keeps its im2col + sgemm path (hs_conv3x3_available() == 0)
+
+int hs_conv3x3_available(void) {
+    return 0;
+}
+
+void hs_conv3x3_fwd(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w, const float *bias, int64_t Cout,
+                    const float *scale, const float *shift, int relu, int accumulate) {
+    (void)out, (void)x, (void)w, (void)bias, (void)Cout, (void)scale, (void)shift, (void)relu, (void)accumulate;
+}
+
+void hs_conv3x3_dw(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
+                   int64_t Cout) {
+    (void)dw, (void)x, (void)dout, (void)img_stride, (void)ch_stride, (void)Cout;
+}
+
+#endif
+
+int hs_conv3x3_dense(int64_t W, int64_t Wo, int64_t pad_w) {
+    return pad_w == 1 && W == Wo && Wo < 16 && 16 % Wo == 0;
+}
+
+#define MARGIN 16   // dense layout: zeros before and after, for the masked-off lanes of edge taps
+
+int64_t hs_conv3x3_tile_floats(int64_t C, int64_t nb, int64_t rows, int64_t W, int64_t Wo, int64_t pad_w) {
+    if (hs_conv3x3_dense(W, Wo, pad_w))
+        return C * nb * (rows + 2) * W + 2 * MARGIN;
+    return C * nb * (rows + 2) * (16 * ((Wo + 15) / 16) + 2);
+}
+
+hs_conv3x3_tile hs_conv3x3_pack(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C, int64_t H,
+                                int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo) {
+    hs_conv3x3_tile t = {dst, C, nb, rows, 16 * ((Wo + 15) / 16) + 2, (Wo + 15) / 16, Wo, 0, 0, {0xFFFF, 0xFFFF, 0xFFFF}};
+    int dense = hs_conv3x3_dense(W, Wo, pad_w);
+    if (dense) {
+        // one row of rows*Wo outputs per image block; the vector's lane l sits in image column
+        // l % Wo (16 % Wo == 0), so column tap kw reads column l % Wo + kw - 1 when that is inside
+        t.xp = dst + MARGIN;
+        t.Wp = W;
+        t.rows = 1;
+        t.Wo = rows * Wo;
+        t.nvr = (rows * Wo + 15) / 16;
+        t.koff = -1;
+        for (int kw = 0; kw < 3; kw++) {
+            unsigned m = 0;
+            for (int l = 0; l < 16; l++) {
+                int64_t j = l % Wo + kw - 1;
+                if (j >= 0 && j < W)
+                    m |= 1u << l;
+            }
+            t.km[kw] = m;
+        }
+        memset(dst, 0, MARGIN * sizeof *dst);
+        memset(dst + MARGIN + C * nb * (rows + 2) * W, 0, MARGIN * sizeof *dst);
+    }
+    int64_t Wp = t.Wp, n = dense ? W : (W + pad_w <= Wp ? W : Wp - pad_w), lead = dense ? 0 : pad_w;
+    float *base = dense ? dst + MARGIN : dst;
+    t.in_img = (rows + 2) * Wp;
+    for (int64_t c = 0; c < C; c++) {
+        for (int64_t b = 0; b < nb; b++) {
+            const float *src = img + b * img_stride + c * H * W;
+            float *d = base + (c * nb + b) * t.in_img;
+            for (int64_t r = 0; r < rows + 2; r++, d += Wp) {
+                int64_t ih = r0 + r;
+                if (ih < 0 || ih >= H) {
+                    memset(d, 0, (size_t)Wp * sizeof *d);
+                    continue;
+                }
+                memset(d, 0, (size_t)lead * sizeof *d);
+                memcpy(d + lead, src + ih * W, (size_t)n * sizeof *d);
+                memset(d + lead + n, 0, (size_t)(Wp - lead - n) * sizeof *d);
+            }
+        }
+    }
+    return t;
+}
