@@ -581,6 +581,17 @@ end
 
 local Z = 1.959963984540054
 
+-- a record's class labels (0-based integers), of length n when given; records read back from
+-- git may be corrupt, and a label of 1e9 would size a 1e9 x 1e9 confusion matrix
+local function labels_ok(t, n)
+  if type(t) ~= "table" or (n and #t ~= n) then return false end
+  for i = 1, #t do
+    local y = t[i]
+    if math.type(y) ~= "integer" or y < 0 or y > 65535 then return false end
+  end
+  return true
+end
+
 -- Delta of metric name between a (baseline) and b with a 95% interval: paired bootstrap when both
 -- records hold per-item predictions on the same test set, else from the two runs' bootstrap
 -- intervals taken as independent normals. Returns {delta, lo, hi, method} or {delta} alone.
@@ -592,7 +603,8 @@ function M.metric_delta(a, b, name)
   local same_test = a.data and b.data and a.data.fingerprint and b.data.fingerprint
     and a.data.fingerprint.test == b.data.fingerprint.test
   if (name == "accuracy" or name == "macro_f1") and type(pa) == "table" and type(pb) == "table" and same_test
-      and pa.y_true and pb.y_true and #pa.y_true == #pb.y_true and #pa.y_true > 0 then
+      and labels_ok(pa.y_true) and labels_ok(pb.y_true) and #pa.y_true == #pb.y_true and #pa.y_true > 0
+      and labels_ok(pa.y_pred, #pa.y_true) and labels_ok(pb.y_pred, #pa.y_true) then
     local metrics = require "hs.metrics"
     local k = 0
     for _, y in ipairs(pa.y_true) do k = math.max(k, y + 1) end
@@ -615,7 +627,8 @@ function M.metric_delta(a, b, name)
     return d
   end
   local ca, cb = a.metrics[name .. "_ci"], b.metrics[name .. "_ci"]
-  if type(ca) == "table" and type(cb) == "table" and ca.lo and cb.lo then
+  local function num(x) return type(x) == "number" and x == x end
+  if type(ca) == "table" and type(cb) == "table" and num(ca.lo) and num(ca.hi) and num(cb.lo) and num(cb.hi) then
     local sa, sb = (ca.hi - ca.lo) / (2 * Z), (cb.hi - cb.lo) / (2 * Z)
     local se = math.sqrt(sa * sa + sb * sb)
     d.lo, d.hi, d.method = d.delta - Z * se, d.delta + Z * se, "independent bootstrap intervals"
