@@ -212,34 +212,33 @@ hs_status hs_dist_allgatherv(void *recv, const uint64_t *sizes, const void *send
     return gatherv(recv, sizes, send, n, 0, 1);
 }
 
-hs_status hs_dist_allreduce_sum_f32(float *buf, int64_t n) {
+// In-place sum over ranks of n floats (f64 = 0) or doubles (f64 = 1), in chunks of at most CHUNK
+// elements because MPI counts are int.
+static hs_status allreduce_sum(void *buf, int64_t n, int f64) {
     if (n < 0)
         return HS_FAIL(HS_ERR_ARG, "allreduce: negative count %lld", (long long)n);
     if (!started || n == 0)
         return HS_OK;
 #ifdef HS_HAVE_MPI
+    size_t elsize = f64 ? sizeof(double) : sizeof(float);
     for (int64_t off = 0; off < n; off += CHUNK) {
         int c = (int)(n - off < CHUNK ? n - off : CHUNK);
-        MPI_TRY("MPI_Allreduce",
-                MPI_Allreduce(MPI_IN_PLACE, buf + off, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        MPI_TRY("MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)off * elsize, c,
+                                               f64 ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     }
+#else
+    (void)buf;
+    (void)f64;
 #endif
     return HS_OK;
 }
 
+hs_status hs_dist_allreduce_sum_f32(float *buf, int64_t n) {
+    return allreduce_sum(buf, n, 0);
+}
+
 hs_status hs_dist_allreduce_sum_f64(double *buf, int64_t n) {
-    if (n < 0)
-        return HS_FAIL(HS_ERR_ARG, "allreduce: negative count %lld", (long long)n);
-    if (!started || n == 0)
-        return HS_OK;
-#ifdef HS_HAVE_MPI
-    for (int64_t off = 0; off < n; off += CHUNK) {
-        int c = (int)(n - off < CHUNK ? n - off : CHUNK);
-        MPI_TRY("MPI_Allreduce",
-                MPI_Allreduce(MPI_IN_PLACE, buf + off, c, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    }
-#endif
-    return HS_OK;
+    return allreduce_sum(buf, n, 1);
 }
 
 #ifdef HS_HAVE_MPI

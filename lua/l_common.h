@@ -5,6 +5,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <string.h>
 
 #include "status.h"
 #include "tensor.h"
@@ -50,5 +51,79 @@ int lhs_optboolean(lua_State *L, int idx, const char *key, int def);  // any non
 void lhs_optnumbers(lua_State *L, int idx, const char *key, float *out, int min, int max);
 // Register functions into the hs.tensor method table (for other binding files).
 void lhs_tensor_add_methods(lua_State *L, const luaL_Reg *methods);
+
+// Strict options tables (the table at idx must be a table; check it with luaL_checktype first).
+// Errors are argument errors naming idx, e.g. "bad argument #4 to 'sgd_step' (bad option 'lr'
+// (number expected, got nil))". static inline: they are small and header-only.
+
+// Raise "unknown option 'k' (allowed: a, b, ...)" for a key outside `allowed` (NULL-terminated):
+// a typo must not silently use a default.
+static inline void lhs_checkoptkeys(lua_State *L, int idx, const char *const *allowed) {
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (const char *const *k = allowed; *k && !ok; k++)
+                ok = strcmp(lua_tostring(L, -1), *k) == 0;
+        if (!ok) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (const char *const *k = allowed; *k; k++) {
+                luaL_addstring(&b, k == allowed ? "" : ", ");
+                luaL_addstring(&b, *k);
+            }
+            luaL_pushresult(&b);
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' (allowed: %s)",
+                                                  luaL_tolstring(L, -2, NULL), lua_tostring(L, -1)));
+        }
+    }
+}
+
+// Field `key` (pushed) must be nil or of Lua type `want`; nil is an error when `required`.
+static inline int lhs_optfield_typed(lua_State *L, int idx, const char *key, int want, int required) {
+    int t = lua_getfield(L, idx, key);
+    if ((t != LUA_TNIL && t != want) || (t == LUA_TNIL && required))
+        luaL_argerror(L, idx, lua_pushfstring(L, "bad option '%s' (%s expected, got %s)", key,
+                                              lua_typename(L, want), luaL_typename(L, -1)));
+    return t != LUA_TNIL;
+}
+
+// Number option (a Lua number, not a numeric string): def when absent, unless required.
+static inline lua_Number lhs_optnumber_strict(lua_State *L, int idx, const char *key, lua_Number def, int required) {
+    lua_Number v = lhs_optfield_typed(L, idx, key, LUA_TNUMBER, required) ? lua_tonumber(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+// Boolean option (true/false only): def when absent.
+static inline int lhs_optboolean_strict(lua_State *L, int idx, const char *key, int def) {
+    int v = lhs_optfield_typed(L, idx, key, LUA_TBOOLEAN, 0) ? lua_toboolean(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+// String option: def when absent. The string stays alive while the options table references it.
+static inline const char *lhs_optstring(lua_State *L, int idx, const char *key, const char *def) {
+    const char *v = lhs_optfield_typed(L, idx, key, LUA_TSTRING, 0) ? lua_tostring(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+// Integer option in lo..hi: def when absent; anything else raises "bad option 'k' (integer in
+// lo..hi expected)".
+static inline lua_Integer lhs_optinteger_range(lua_State *L, int idx, const char *key, lua_Integer def,
+                                               lua_Integer lo, lua_Integer hi) {
+    lua_Integer v = def;
+    if (lua_getfield(L, idx, key) != LUA_TNIL) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok || v < lo || v > hi)
+            luaL_argerror(L, idx, lua_pushfstring(L, "bad option '%s' (integer in %I..%I expected)", key, lo, hi));
+    }
+    lua_pop(L, 1);
+    return v;
+}
 
 #endif

@@ -53,6 +53,19 @@ static int fail(lua_State *L) {
     return 2;
 }
 
+// The result of a core call that hands back an hs_alloc'd buffer: park it in b (so a Lua error
+// cannot leak it), then push it as one string and free it; on failure, as fail(). Either way the
+// top two stack values are a valid (value, string) or (nil, message) pair for callers returning 2.
+static int push_text(lua_State *L, scratch_box *b, hs_status st, void *text, size_t n) {
+    b->text = text;
+    if (st != HS_OK)
+        return fail(L);
+    lua_pushlstring(L, text, n);
+    hs_free(b->text);
+    b->text = NULL;
+    return 1;
+}
+
 static hs_gitstore *check_store(lua_State *L) {
     store_box *b = luaL_checkudata(L, 1, LHS_GITSTORE);
     if (!b->s)
@@ -125,13 +138,8 @@ static int l_dirty(lua_State *L) {
     size_t n = 0;
     char *text = NULL;
     hs_status st = hs_gitstore_dirty(s, &dirty, &text, &n);
-    b->text = text;
-    if (st != HS_OK)
-        return fail(L);
     lua_pushboolean(L, dirty);
-    lua_pushlstring(L, text, n);
-    hs_free(b->text);
-    b->text = NULL;
+    push_text(L, b, st, text, n);  // dirty, text; or (on failure) nil, message above it
     return 2;
 }
 
@@ -141,14 +149,8 @@ static int l_diff(lua_State *L) {
     scratch_box *b = new_scratch(L);
     size_t n = 0;
     char *text = NULL;
-    hs_status st = hs_gitstore_diff_commits(s, &text, &n, a, bb);
-    b->text = text;
-    if (st != HS_OK)
-        return fail(L);
-    lua_pushlstring(L, text, n);
-    hs_free(b->text);
-    b->text = NULL;
-    return 1;
+    hs_status st = hs_gitstore_diff_commits(s, &text, &n, a, bb);  // before text and n are read
+    return push_text(L, b, st, text, n);
 }
 
 // ---- records ----
@@ -221,17 +223,16 @@ static int l_read(lua_State *L) {
     size_t n = 0;
     void *data = NULL;
     hs_status st = hs_gitstore_read(s, &data, &n, rev, path);
-    b->text = data;
-    if (st != HS_OK)
-        return fail(L);
-    lua_pushlstring(L, data, n);
-    hs_free(b->text);
-    b->text = NULL;
-    return 1;
+    return push_text(L, b, st, data, n);
 }
 
-// Push an array of commit tables built from b (b stays on the stack below it until return).
-static void push_commits(lua_State *L, const scratch_box *b) {
+// Park the commits of a list/log call in b, then push them as an array of commit tables (b stays
+// on the stack below it until return); on failure, as fail().
+static int push_commits(lua_State *L, scratch_box *b, hs_status st, hs_gitstore_commit *commits, size_t n) {
+    b->commits = commits;
+    b->n = n;
+    if (st != HS_OK)
+        return fail(L);
     lua_createtable(L, (int)b->n, 0);
     for (size_t i = 0; i < b->n; i++) {
         const hs_gitstore_commit *c = &b->commits[i];
@@ -254,6 +255,7 @@ static void push_commits(lua_State *L, const scratch_box *b) {
         lua_setfield(L, -2, "message");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
+    return 1;
 }
 
 static int l_list(lua_State *L) {
@@ -262,13 +264,8 @@ static int l_list(lua_State *L) {
     scratch_box *b = new_scratch(L);
     hs_gitstore_commit *c = NULL;
     size_t n = 0;
-    hs_status st = hs_gitstore_list(s, &c, &n, prefix);
-    b->commits = c;
-    b->n = n;
-    if (st != HS_OK)
-        return fail(L);
-    push_commits(L, b);
-    return 1;
+    hs_status st = hs_gitstore_list(s, &c, &n, prefix);  // before c and n are read
+    return push_commits(L, b, st, c, n);
 }
 
 static int l_log(lua_State *L) {
@@ -280,12 +277,7 @@ static int l_log(lua_State *L) {
     hs_gitstore_commit *c = NULL;
     size_t n = 0;
     hs_status st = hs_gitstore_log(s, &c, &n, rev, (int)max);
-    b->commits = c;
-    b->n = n;
-    if (st != HS_OK)
-        return fail(L);
-    push_commits(L, b);
-    return 1;
+    return push_commits(L, b, st, c, n);
 }
 
 static int l_resolve(lua_State *L) {

@@ -170,6 +170,18 @@ static int l_allreduce_sum_f64(lua_State *L) {
     return 1;
 }
 
+// Request req's slot in the registry's pending table: the value at stack index idx (pinning it),
+// or nil (idx 0) to release it.
+static void set_pending(lua_State *L, int req, int idx) {
+    lua_getfield(L, LUA_REGISTRYINDEX, MPI_SENTINEL ".pending");
+    if (idx)
+        lua_pushvalue(L, idx);
+    else
+        lua_pushnil(L);
+    lua_rawseti(L, -2, (lua_Integer)req + 1);
+    lua_pop(L, 1);
+}
+
 // iallreduce_sum(t) -> request: starts an in-place sum of an F32 tensor; the tensor is pinned
 // in the registry until wait(request) so the garbage collector cannot free the buffer MPI uses.
 static int l_iallreduce_sum(lua_State *L) {
@@ -177,12 +189,8 @@ static int l_iallreduce_sum(lua_State *L) {
     luaL_argcheck(L, t->dtype == HS_DTYPE_F32, 1, "F32 tensor expected");
     int req;
     LHS_CHECK(L, hs_dist_iallreduce_sum_f32(&req, t->data, hs_tensor_numel(t)));
-    if (req >= 0) {
-        lua_getfield(L, LUA_REGISTRYINDEX, MPI_SENTINEL ".pending");
-        lua_pushvalue(L, 1);
-        lua_rawseti(L, -2, req + 1);
-        lua_pop(L, 1);
-    }
+    if (req >= 0)
+        set_pending(L, req, 1);
     lua_pushinteger(L, req);
     return 1;
 }
@@ -191,12 +199,8 @@ static int l_wait(lua_State *L) {
     lua_Integer req = luaL_checkinteger(L, 1);
     luaL_argcheck(L, req >= -1 && req < HS_DIST_MAX_REQUESTS, 1, "not a request");
     LHS_CHECK(L, hs_dist_wait((int)req));
-    if (req >= 0) {
-        lua_getfield(L, LUA_REGISTRYINDEX, MPI_SENTINEL ".pending");
-        lua_pushnil(L);
-        lua_rawseti(L, -2, (lua_Integer)req + 1);
-        lua_pop(L, 1);
-    }
+    if (req >= 0)
+        set_pending(L, (int)req, 0);
     return 0;
 }
 

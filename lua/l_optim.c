@@ -8,7 +8,6 @@
 //   optim.grad_norm(g | {g1, g2, ...}) -> total 2-norm
 // w, g and the state slabs are contiguous F32 tensors of one shape; step is 1-based.
 #include <math.h>
-#include <string.h>
 
 #include "l_common.h"
 #include "optim.h"
@@ -34,51 +33,6 @@ static hs_tensor *check_like(lua_State *L, int idx, const hs_tensor *w, const ch
     return t;
 }
 
-// Reject option keys outside `allowed` (NULL-terminated): a typo must not silently use a default.
-static void check_keys(lua_State *L, int idx, const char *const *allowed) {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (const char *const *k = allowed; *k && !ok; k++)
-                ok = strcmp(lua_tostring(L, -1), *k) == 0;
-        if (!ok) {
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            for (const char *const *k = allowed; *k; k++) {
-                luaL_addstring(&b, k == allowed ? "" : ", ");
-                luaL_addstring(&b, *k);
-            }
-            luaL_pushresult(&b);
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' (allowed: %s)",
-                                                  luaL_tolstring(L, -2, NULL), lua_tostring(L, -1)));
-        }
-    }
-}
-
-static float opt_number(lua_State *L, int idx, const char *key, double def, int required) {
-    lua_getfield(L, idx, key);
-    int t = lua_type(L, -1);
-    double v = def;
-    if (t == LUA_TNUMBER)
-        v = lua_tonumber(L, -1);
-    else if (t != LUA_TNIL || required)
-        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a number (got %s)", key, luaL_typename(L, -1)));
-    lua_pop(L, 1);
-    return (float)v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *key) {
-    lua_getfield(L, idx, key);
-    int t = lua_type(L, -1);
-    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a boolean (got %s)", key, luaL_typename(L, -1)));
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int64_t check_step(lua_State *L, int idx) {
     lua_Integer step = luaL_checkinteger(L, idx);
     luaL_argcheck(L, step >= 1, idx, "step must be >= 1 (1-based)");
@@ -89,10 +43,12 @@ static int l_sgd_step(lua_State *L) {
     static const char *const keys[] = {"lr", "momentum", "dampening", "weight_decay", "nesterov", NULL};
     hs_tensor *w = check_slab(L, 1), *g = check_like(L, 2, w, "g");
     luaL_checktype(L, 4, LUA_TTABLE);
-    check_keys(L, 4, keys);
-    hs_sgd_params p = {.lr = opt_number(L, 4, "lr", 0, 1), .momentum = opt_number(L, 4, "momentum", 0, 0),
-                       .dampening = opt_number(L, 4, "dampening", 0, 0),
-                       .weight_decay = opt_number(L, 4, "weight_decay", 0, 0), .nesterov = opt_bool(L, 4, "nesterov")};
+    lhs_checkoptkeys(L, 4, keys);
+    hs_sgd_params p = {.lr = (float)lhs_optnumber_strict(L, 4, "lr", 0, 1),
+                       .momentum = (float)lhs_optnumber_strict(L, 4, "momentum", 0, 0),
+                       .dampening = (float)lhs_optnumber_strict(L, 4, "dampening", 0, 0),
+                       .weight_decay = (float)lhs_optnumber_strict(L, 4, "weight_decay", 0, 0),
+                       .nesterov = lhs_optboolean_strict(L, 4, "nesterov", 0)};
     int64_t step = check_step(L, 5);
     float *buf = NULL;
     if (!lua_isnil(L, 3))
@@ -111,11 +67,11 @@ static int l_adam_step(lua_State *L) {
     hs_adam_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     if (!lua_isnil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
-        check_keys(L, 5, keys);
-        p.lr = opt_number(L, 5, "lr", 1e-3, 0);
-        p.eps = opt_number(L, 5, "eps", 1e-8, 0);
-        p.weight_decay = opt_number(L, 5, "weight_decay", 0, 0);
-        p.decoupled = opt_bool(L, 5, "decoupled");
+        lhs_checkoptkeys(L, 5, keys);
+        p.lr = (float)lhs_optnumber_strict(L, 5, "lr", 1e-3, 0);
+        p.eps = (float)lhs_optnumber_strict(L, 5, "eps", 1e-8, 0);
+        p.weight_decay = (float)lhs_optnumber_strict(L, 5, "weight_decay", 0, 0);
+        p.decoupled = lhs_optboolean_strict(L, 5, "decoupled", 0);
         if (lua_getfield(L, 5, "betas") != LUA_TNIL) {
             int isnum1, isnum2;
             if (!lua_istable(L, -1))

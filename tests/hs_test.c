@@ -2,10 +2,14 @@
 // are read with the core's reader (core/safetensors.c); nothing here parses the format itself.
 #include "hs_test.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
 
 void hs_expect_close_at(const float *got, const float *want, size_t n, double atol, double rtol,
                         const char *file, int line) {
@@ -27,6 +31,76 @@ void hs_expect_close_at(const float *got, const float *want, size_t n, double at
                     "(atol %g, rtol %g)\n",
                     file, line, nbad, n, bad, (double)got[bad], (double)want[bad], maxerr, atol, rtol);
         _fail(file, line);
+    }
+}
+
+static char tmp_dir[256];
+
+int hs_test_tmp_setup(void **state) {
+    (void)state;
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hs_test_XXXXXX");
+    return mkdtemp(tmp_dir) ? 0 : -1;
+}
+
+int hs_test_tmp_teardown(void **state) {
+    (void)state;
+    DIR *d = opendir(tmp_dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
+            unlink(p);
+        }
+    if (d)
+        closedir(d);
+    rmdir(tmp_dir);
+    return 0;
+}
+
+const char *hs_test_tmp_dir(void) { return tmp_dir; }
+
+const char *hs_test_tmp_path(const char *name) {
+    static char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmp_dir, name);
+    return p;
+}
+
+void hs_test_write_bytes(const char *path, const void *buf, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot create %s", path);
+    size_t wrote = fwrite(buf, 1, n, f);
+    if (fclose(f) != 0 || wrote != n)
+        fail_msg("cannot write %zu bytes to %s", n, path);
+}
+
+void hs_test_decode_corrupt_bytes(hs_test_decode_fn decode, const void *buf, size_t n, size_t first, size_t step,
+                                  unsigned mask) {
+    unsigned char *bad = hs_alloc(n);
+    assert_non_null(bad);
+    for (size_t i = first; i < n; i += step) {
+        memcpy(bad, buf, n);
+        bad[i] ^= (unsigned char)mask;
+        hs_tensor *t = NULL;
+        hs_status s = decode(&t, bad, n, "corrupt");
+        if (s != HS_OK && s != HS_ERR_FORMAT)
+            fail_msg("byte %zu flipped: status %d, want HS_OK or HS_ERR_FORMAT", i, (int)s);
+        hs_tensor_free(t);
+    }
+    hs_free(bad);
+}
+
+hs_tensor *hs_test_decode_alloc_faults(hs_test_decode_fn decode, const void *buf, size_t n) {
+    for (uint64_t k = 1;; k++) {
+        hs_tensor *t = NULL;
+        hs_alloc_fail_after(k);
+        hs_status s = decode(&t, buf, n, "mem");
+        hs_alloc_fail_after(0);
+        if (s == HS_OK)
+            return t;
+        assert_int_equal(s, HS_ERR_NOMEM);
+        assert_null(t);
     }
 }
 

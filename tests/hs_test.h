@@ -1,6 +1,7 @@
 // tests/hs_test.h: helpers shared by the cmocka tests: array comparison with a useful report,
-// the finite-difference gradient helper of the house style, and access to the PyTorch reference
-// cases (<reference dir>/torch/<case>.safetensors, read with the core's safetensors reader).
+// the finite-difference gradient helper of the house style, a per-program temporary directory,
+// decoder robustness loops (flipped bytes, allocation failures), and access to the PyTorch
+// reference cases (<reference dir>/torch/<case>.safetensors, read with the core's reader).
 // Test code only: failures here fail the current cmocka test; nothing is a library API.
 #ifndef HS_TEST_H
 #define HS_TEST_H
@@ -24,6 +25,31 @@ double hs_numeric_grad(double (*loss)(void *), void *ctx, float *x, size_t i, fl
 
 // Directory of the shared data/reference (HISTOPS_DATA or ../shared/data next to the source).
 const char *hs_test_data_dir(void);
+
+// ---- a temporary directory per test program ----
+
+// Group setup/teardown for cmocka_run_group_tests(tests, hs_test_tmp_setup, hs_test_tmp_teardown):
+// setup makes a fresh /tmp/hs_test_XXXXXX (-1 when it cannot); teardown removes the files in it
+// (not subdirectories) and the directory.
+int hs_test_tmp_setup(void **state);
+int hs_test_tmp_teardown(void **state);
+// That directory's path ("" before setup).
+const char *hs_test_tmp_dir(void);
+// Path of `name` inside it, in a static buffer that the next call reuses.
+const char *hs_test_tmp_path(const char *name);
+// Writes n bytes of buf to path; fails the current test when it cannot.
+void hs_test_write_bytes(const char *path, const void *buf, size_t n);
+
+// ---- robustness of decoders (PNG, JPEG, ...) ----
+
+typedef hs_status (*hs_test_decode_fn)(hs_tensor **out, const void *buf, size_t n, const char *label);
+// Decodes n bytes of buf with byte i flipped (^= mask) in turn for i = first, first + step, ...:
+// each must give HS_OK or HS_ERR_FORMAT (never crash); fails the current test otherwise.
+void hs_test_decode_corrupt_bytes(hs_test_decode_fn decode, const void *buf, size_t n, size_t first, size_t step,
+                                  unsigned mask);
+// Decodes buf with its k-th hs_alloc failing, k = 1, 2, ... until the decode succeeds; every failed
+// run must return HS_ERR_NOMEM and leave *out NULL. Returns the successful result (caller frees).
+hs_tensor *hs_test_decode_alloc_faults(hs_test_decode_fn decode, const void *buf, size_t n);
 
 // ---- PyTorch reference cases ----
 

@@ -8,29 +8,7 @@
 # hs.mpi collectives with 2 ranks. Skips (exit 0) only when mpirun is absent.
 #   tests/mpi_dp.sh [BUILD_DIR]        (default: build; needs the histops and test_dist targets)
 set -euo pipefail
-src="$(cd "$(dirname "$0")/.." && pwd)"
-build="$(cd "${1:-$src/build}" && pwd)"
-hs="$build/histops"
-if ! command -v mpirun >/dev/null 2>&1; then
-  echo "SKIP: mpirun not found (install openmpi-bin and libopenmpi-dev, then rerun scripts/setup)"
-  exit 0
-fi
-[ -x "$hs" ] || { echo "FAIL: $hs not built"; exit 1; }
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-echo 'io.write(tostring(require("hs.mpi").available()))' > "$tmp/avail.lua"
-if [ "$("$hs" "$tmp/avail.lua")" != "true" ]; then
-  echo "FAIL: histops was built without MPI although mpirun is installed (install libopenmpi-dev, rerun cmake)"
-  exit 1
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# containers often forbid the cross-memory-attach (ptrace) copies of the shared-memory transport:
-# plain copies through shared buffers work everywhere and cost nothing at these sizes
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-export HISTOPS_MPI_EXIT_TIMEOUT=20
-MPIRUN=(mpirun -np 2 --oversubscribe)
-export HISTOPS_CACHE="$tmp/cache"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib/mpi_env.sh" mpi-dp "${1:-}"
 
 # 1. the hs.mpi collectives, with 2 ranks (each rank checks what every rank can compute)
 (cd "$src" && HS_TEST_MPI_SIZE=2 timeout 60 "${MPIRUN[@]}" "$hs" tests/lua/test_dist_mpi.lua) \
@@ -42,8 +20,7 @@ echo "test_dist with 2 ranks: $(grep -c '\[       OK \]' "$tmp/test_dist.log") c
 
 # 2. a throw-away repository so the run records can be counted
 repo="$tmp/repo"
-mkdir -p "$repo" && cd "$repo"
-git init -q . && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m init
+mpi_repo "$repo"
 cat > dp_tiny.lua <<'LUA'
 -- tests/mpi_dp.sh's experiment: no batch norm, no dropout (data-parallel equals one process)
 return {

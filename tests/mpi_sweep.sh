@@ -7,56 +7,17 @@
 # rank 0 and a non-zero status, never a hang. Skips (exit 0) only when mpirun is absent.
 #   tests/mpi_sweep.sh [BUILD_DIR]        (default: build; needs the histops target)
 set -euo pipefail
-src="$(cd "$(dirname "$0")/.." && pwd)"
-build="$(cd "${1:-$src/build}" && pwd)"
-hs="$build/histops"
-if ! command -v mpirun >/dev/null 2>&1; then
-  echo "SKIP: mpirun not found (install openmpi-bin and libopenmpi-dev, then rerun scripts/setup)"
-  exit 0
-fi
-[ -x "$hs" ] || { echo "FAIL: $hs not built"; exit 1; }
-tmp="$(mktemp -d /tmp/hs-mpi-sweep-XXXXXX)"
-trap 'rm -rf "$tmp"' EXIT
-echo 'io.write(tostring(require("hs.mpi").available()))' > "$tmp/avail.lua"
-if [ "$("$hs" "$tmp/avail.lua")" != "true" ]; then
-  echo "FAIL: histops was built without MPI although mpirun is installed (install libopenmpi-dev, rerun cmake)"
-  exit 1
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export HISTOPS_MPI_EXIT_TIMEOUT=20 HISTOPS_CACHE="$tmp/cache" HISTOPS_GIT_FSYNC=0 GIT_CEILING_DIRECTORIES="$tmp"
-MPIRUN=(mpirun -np 2 --oversubscribe)
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib/mpi_env.sh" mpi-sweep "${1:-}"
+export HISTOPS_GIT_FSYNC=0 GIT_CEILING_DIRECTORIES="$tmp"
 
 repo="$tmp/repo"
-mkdir -p "$repo" && cd "$repo"
-git init -q . && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m init
-cat > mpsw.lua <<'LUA'
--- tests/mpi_sweep.sh's experiment: tiny tiles, one epoch, a TPE search over three settings
-return {
-  name = "mpsw",
-  seed = 2,
-  data = { kind = "synthetic_ihc", synthetic = { tiles = 24, size = 16, nuclei = 2 }, cache_size = { 16, 16 },
-    split = { val = 0.25, test = 0.25 } },
-  input = { size = { 16, 16 }, channels = 3, mean = { 0.8, 0.7, 0.7 }, std = { 0.15, 0.2, 0.2 } },
-  extra = { width = 4 },
-  model = function(info)
-    local nn = require("histops").nn
-    local w = info.config.extra.width
-    return nn.Sequential { nn.Conv2d(3, w, 3, { padding = 1 }), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-      nn.Linear(w, info.num_classes) }
-  end,
-  train = { epochs = 1, batch = 8, optimizer = "adam", lr = 1e-2 },
-  eval = { bootstrap = 20 },
-  report = { samples = 2 },
-  sweep = { method = "tpe", trials = 6, batch = 2, n_startup = 2, seed = 4, metric = "val.accuracy",
-    params = { ["train.lr"] = { log_uniform = { 1e-3, 1e-1 } }, ["extra.width"] = { 2, 4, 8 },
-      ["augment.hed_sigma"] = { uniform = { 0, 0.05 } } } },
-}
-LUA
+mpi_repo "$repo"
+# the sweep experiment of tests/lua/test_sweep.lua
+cp "$src/tests/lua/runs/swtiny.lua" swtiny.lua
 
 # 1. one process, then 2 ranks
-timeout 120 "$hs" sweep mpsw.lua > one.out 2> one.err || { cat one.err; fail "sequential sweep"; }
-timeout 120 "${MPIRUN[@]}" "$hs" sweep mpsw.lua > two.out 2> two.err || { cat two.err; fail "sweep with 2 ranks"; }
+timeout 120 "$hs" sweep swtiny.lua > one.out 2> one.err || { cat one.err; fail "sequential sweep"; }
+timeout 120 "${MPIRUN[@]}" "$hs" sweep swtiny.lua > two.out 2> two.err || { cat two.err; fail "sweep with 2 ranks"; }
 one=$(sed -n 's/^sweep \([^ ]*\) finished: 6\/6 trials.*/\1/p' one.out)
 two=$(sed -n 's/^sweep \([^ ]*\) finished: 6\/6 trials.*/\1/p' two.out)
 [ -n "$one" ] || { cat one.out one.err; fail "no finished sequential sweep"; }
@@ -99,7 +60,7 @@ LUA
 
 # 3. a bad space under mpirun: an error from rank 0, a non-zero status, no hang
 set +e
-timeout 60 "${MPIRUN[@]}" "$hs" sweep mpsw.lua --param train.lrr=log:1e-3:1e-1 > bad.out 2> bad.err
+timeout 60 "${MPIRUN[@]}" "$hs" sweep swtiny.lua --param train.lrr=log:1e-3:1e-1 > bad.out 2> bad.err
 rc=$?
 set -e
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat bad.err; fail "bad space under mpirun: status $rc (124 = hang)"; }

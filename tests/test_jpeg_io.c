@@ -15,36 +15,6 @@
 #include "png_io.h"
 #include "tensor.h"
 
-static char tmpdir[256];
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hs_test_jpeg_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
-}
-
 // A smooth colour gradient (JPEG-friendly), (H,W,C) U8.
 static hs_tensor *gradient(int64_t h, int64_t w, int64_t c) {
     int64_t shape[3] = {h, w, c};
@@ -64,13 +34,6 @@ static double mean_abs_diff(const hs_tensor *a, const hs_tensor *b) {
     for (int64_t i = 0; i < hs_tensor_numel(a); i++)
         s += fabs(hs_tensor_get_flat(a, i) - hs_tensor_get_flat(b, i));
     return s / (double)hs_tensor_numel(a);
-}
-
-static void write_bytes(const char *path, const void *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    fclose(f);
 }
 
 static void test_jpeg_round_trip_error_shrinks_with_quality(void **state) {
@@ -99,12 +62,12 @@ static void test_jpeg_round_trip_error_shrinks_with_quality(void **state) {
 static void test_jpeg_gray_round_trip_and_info(void **state) {
     (void)state;
     hs_tensor *img = gradient(30, 40, 1), *back;
-    assert_int_equal(hs_image_write(tmp_path("g.jpg"), img, 95), HS_OK);
-    assert_int_equal(hs_image_read(&back, tmp_path("g.jpg")), HS_OK);
+    assert_int_equal(hs_image_write(hs_test_tmp_path("g.jpg"), img, 95), HS_OK);
+    assert_int_equal(hs_image_read(&back, hs_test_tmp_path("g.jpg")), HS_OK);
     assert_int_equal(back->shape[2], 1);
     assert_true(mean_abs_diff(img, back) < 1.0);
     hs_image_info info;
-    assert_int_equal(hs_image_read_info(&info, tmp_path("g.jpg")), HS_OK);
+    assert_int_equal(hs_image_read_info(&info, hs_test_tmp_path("g.jpg")), HS_OK);
     assert_int_equal(info.width, 40);
     assert_int_equal(info.height, 30);
     assert_int_equal(info.channels, 1);
@@ -147,8 +110,8 @@ static void test_jpeg_read_rejects_truncated_file(void **state) {
     size_t n;
     assert_int_equal(hs_jpeg_encode(&buf, &n, img, 90), HS_OK);
     for (size_t cut = 3; cut < n - 2; cut += n / 9 + 1) {
-        write_bytes(tmp_path("cut.jpg"), buf, cut);
-        assert_int_equal(hs_image_read(&t, tmp_path("cut.jpg")), HS_ERR_FORMAT);
+        hs_test_write_bytes(hs_test_tmp_path("cut.jpg"), buf, cut);
+        assert_int_equal(hs_image_read(&t, hs_test_tmp_path("cut.jpg")), HS_ERR_FORMAT);
         assert_null(t);
         assert_non_null(strstr(hs_last_error()->msg, "cut.jpg"));
     }
@@ -179,47 +142,29 @@ static void test_jpeg_read_rejects_huge_and_zero_sizes_and_bad_signature(void **
     assert_int_equal(hs_jpeg_decode(&t, buf, n, "sig.jpg"), HS_ERR_FORMAT);
     assert_non_null(strstr(hs_last_error()->msg, "signature"));
     assert_int_equal(hs_jpeg_decode(&t, buf, 0, "empty.jpg"), HS_ERR_FORMAT);
-    assert_int_equal(hs_jpeg_read(&t, tmp_path("missing.jpg")), HS_ERR_IO);
+    assert_int_equal(hs_jpeg_read(&t, hs_test_tmp_path("missing.jpg")), HS_ERR_IO);
     hs_free(buf);
     hs_tensor_free(img);
 }
 
 static void test_jpeg_decode_survives_corrupt_bytes(void **state) {
     (void)state;
-    hs_tensor *img = gradient(32, 32, 3), *t;
+    hs_tensor *img = gradient(32, 32, 3);
     void *buf;
     size_t n;
     assert_int_equal(hs_jpeg_encode(&buf, &n, img, 75), HS_OK);
-    unsigned char *bad = hs_alloc(n);
-    for (size_t i = 2; i < n; i += 5) {
-        memcpy(bad, buf, n);
-        bad[i] ^= 0xA5;
-        hs_status s = hs_jpeg_decode(&t, bad, n, "corrupt");
-        assert_true(s == HS_OK || s == HS_ERR_FORMAT);
-        hs_tensor_free(t);
-    }
-    hs_free(bad);
+    hs_test_decode_corrupt_bytes(hs_jpeg_decode, buf, n, 2, 5, 0xA5);
     hs_free(buf);
     hs_tensor_free(img);
 }
 
 static void test_jpeg_decode_survives_allocation_failures(void **state) {
     (void)state;
-    hs_tensor *img = gradient(16, 24, 3), *t;
+    hs_tensor *img = gradient(16, 24, 3);
     void *buf;
     size_t n;
     assert_int_equal(hs_jpeg_encode(&buf, &n, img, 90), HS_OK);
-    for (uint64_t k = 1;; k++) {
-        hs_alloc_fail_after(k);
-        hs_status s = hs_jpeg_decode(&t, buf, n, "mem");
-        hs_alloc_fail_after(0);
-        if (s == HS_OK) {
-            hs_tensor_free(t);
-            break;
-        }
-        assert_int_equal(s, HS_ERR_NOMEM);
-        assert_null(t);
-    }
+    hs_tensor_free(hs_test_decode_alloc_faults(hs_jpeg_decode, buf, n));
     hs_free(buf);
     hs_tensor_free(img);
 }
@@ -264,5 +209,5 @@ int main(void) {
         cmocka_unit_test(test_jpeg_decode_survives_allocation_failures),
         cmocka_unit_test(test_jpeg_decodes_a_blood_cell_image),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, hs_test_tmp_setup, hs_test_tmp_teardown);
 }

@@ -14,36 +14,6 @@
 #include "png_io.h"
 #include "tensor.h"
 
-static char tmpdir[256];
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hs_test_png_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
-}
-
 static hs_tensor *pattern(hs_dtype dt, int ndim, int64_t h, int64_t w, int64_t c) {
     int64_t shape[3] = {h, w, c};
     hs_tensor *t;
@@ -62,19 +32,12 @@ static void assert_same_pixels(const hs_tensor *a, const hs_tensor *b) {
             fail_msg("pixel %lld differs: %g vs %g", (long long)i, hs_tensor_get_flat(a, i), hs_tensor_get_flat(b, i));
 }
 
-static void write_bytes(const char *path, const void *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    fclose(f);
-}
-
 static void test_png_round_trips_8bit_gray_gray_alpha_rgb_rgba(void **state) {
     (void)state;
     for (int c = 1; c <= 4; c++) {
         hs_tensor *img = pattern(HS_DTYPE_U8, 3, 7, 13, c), *back;
-        assert_int_equal(hs_png_write(tmp_path("a.png"), img, -1), HS_OK);
-        assert_int_equal(hs_image_read(&back, tmp_path("a.png")), HS_OK);
+        assert_int_equal(hs_png_write(hs_test_tmp_path("a.png"), img, -1), HS_OK);
+        assert_int_equal(hs_image_read(&back, hs_test_tmp_path("a.png")), HS_OK);
         assert_int_equal(back->ndim, 3);
         assert_int_equal(back->shape[0], 7);
         assert_int_equal(back->shape[1], 13);
@@ -88,12 +51,12 @@ static void test_png_round_trips_8bit_gray_gray_alpha_rgb_rgba(void **state) {
 static void test_png_round_trips_16bit_and_2d_gray(void **state) {
     (void)state;
     hs_tensor *img = pattern(HS_DTYPE_U16, 3, 5, 9, 3), *back;
-    assert_int_equal(hs_png_write(tmp_path("b.png"), img, 9), HS_OK);
-    assert_int_equal(hs_png_read(&back, tmp_path("b.png")), HS_OK);
+    assert_int_equal(hs_png_write(hs_test_tmp_path("b.png"), img, 9), HS_OK);
+    assert_int_equal(hs_png_read(&back, hs_test_tmp_path("b.png")), HS_OK);
     assert_int_equal(back->dtype, HS_DTYPE_U16);
     assert_same_pixels(img, back);
     hs_image_info info;
-    assert_int_equal(hs_image_read_info(&info, tmp_path("b.png")), HS_OK);
+    assert_int_equal(hs_image_read_info(&info, hs_test_tmp_path("b.png")), HS_OK);
     assert_int_equal(info.width, 9);
     assert_int_equal(info.height, 5);
     assert_int_equal(info.channels, 3);
@@ -102,8 +65,8 @@ static void test_png_round_trips_16bit_and_2d_gray(void **state) {
     hs_tensor_free(back);
     hs_tensor_free(img);
     img = pattern(HS_DTYPE_U8, 2, 4, 6, 1);  // (H,W) gray
-    assert_int_equal(hs_png_write(tmp_path("g.png"), img, 0), HS_OK);
-    assert_int_equal(hs_png_read(&back, tmp_path("g.png")), HS_OK);
+    assert_int_equal(hs_png_write(hs_test_tmp_path("g.png"), img, 0), HS_OK);
+    assert_int_equal(hs_png_read(&back, hs_test_tmp_path("g.png")), HS_OK);
     assert_int_equal(back->shape[2], 1);
     assert_same_pixels(img, back);
     hs_tensor_free(back);
@@ -220,16 +183,16 @@ static void test_png_read_rejects_huge_header_before_allocating(void **state) {
     unsigned char png[512];
     const unsigned char raw[4] = {0, 1, 2, 3};  // an IDAT is needed to reach the size check
     size_t n = make_png(png, 100000, 100000, 8, 2, NULL, 0, NULL, 0, raw, 4);
-    write_bytes(tmp_path("huge.png"), png, n);
+    hs_test_write_bytes(hs_test_tmp_path("huge.png"), png, n);
     hs_tensor *t = (hs_tensor *)1;
     uint64_t before = hs_alloc_count();
-    assert_int_equal(hs_image_read(&t, tmp_path("huge.png")), HS_ERR_FORMAT);
+    assert_int_equal(hs_image_read(&t, hs_test_tmp_path("huge.png")), HS_ERR_FORMAT);
     assert_null(t);
     assert_true(hs_alloc_count() - before < 10);  // the file buffer only
     assert_non_null(strstr(hs_last_error()->msg, "huge.png"));
     assert_non_null(strstr(hs_last_error()->msg, "budget"));
     hs_image_info info;
-    assert_int_equal(hs_image_read_info(&info, tmp_path("huge.png")), HS_ERR_FORMAT);
+    assert_int_equal(hs_image_read_info(&info, hs_test_tmp_path("huge.png")), HS_ERR_FORMAT);
 }
 
 static void test_png_read_rejects_zero_size_and_empty_file(void **state) {
@@ -240,8 +203,8 @@ static void test_png_read_rejects_zero_size_and_empty_file(void **state) {
     hs_tensor *t;
     assert_int_equal(hs_png_decode(&t, png, n, "zero.png"), HS_ERR_FORMAT);
     assert_non_null(strstr(hs_last_error()->msg, "zero.png"));
-    write_bytes(tmp_path("empty.png"), "", 0);
-    assert_int_equal(hs_image_read(&t, tmp_path("empty.png")), HS_ERR_FORMAT);
+    hs_test_write_bytes(hs_test_tmp_path("empty.png"), "", 0);
+    assert_int_equal(hs_image_read(&t, hs_test_tmp_path("empty.png")), HS_ERR_FORMAT);
     assert_non_null(strstr(hs_last_error()->msg, "empty"));
 }
 
@@ -252,8 +215,8 @@ static void test_png_read_rejects_truncated_file(void **state) {
     size_t n;
     assert_int_equal(hs_png_encode(&buf, &n, img, -1), HS_OK);
     for (size_t cut = 8; cut < n; cut += n / 7 + 1) {
-        write_bytes(tmp_path("cut.png"), buf, cut);
-        assert_int_equal(hs_png_read(&t, tmp_path("cut.png")), HS_ERR_FORMAT);
+        hs_test_write_bytes(hs_test_tmp_path("cut.png"), buf, cut);
+        assert_int_equal(hs_png_read(&t, hs_test_tmp_path("cut.png")), HS_ERR_FORMAT);
         assert_null(t);
         assert_non_null(strstr(hs_last_error()->msg, "cut.png"));
     }
@@ -264,52 +227,35 @@ static void test_png_read_rejects_truncated_file(void **state) {
 static void test_png_read_rejects_wrong_signature_and_missing_file(void **state) {
     (void)state;
     hs_tensor *t;
-    write_bytes(tmp_path("text.png"), "hello, I am not an image", 24);
-    assert_int_equal(hs_png_read(&t, tmp_path("text.png")), HS_ERR_FORMAT);
+    hs_test_write_bytes(hs_test_tmp_path("text.png"), "hello, I am not an image", 24);
+    assert_int_equal(hs_png_read(&t, hs_test_tmp_path("text.png")), HS_ERR_FORMAT);
     assert_non_null(strstr(hs_last_error()->msg, "signature"));
-    assert_int_equal(hs_image_read(&t, tmp_path("text.png")), HS_ERR_FORMAT);
-    assert_int_equal(hs_image_read(&t, tmp_path("missing.png")), HS_ERR_IO);
+    assert_int_equal(hs_image_read(&t, hs_test_tmp_path("text.png")), HS_ERR_FORMAT);
+    assert_int_equal(hs_image_read(&t, hs_test_tmp_path("missing.png")), HS_ERR_IO);
     assert_non_null(strstr(hs_last_error()->msg, "missing.png"));
-    assert_int_equal(hs_image_read(&t, tmpdir), HS_ERR_IO);  // a directory
+    assert_int_equal(hs_image_read(&t, hs_test_tmp_dir()), HS_ERR_IO);  // a directory
 }
 
 static void test_png_decode_survives_corrupt_bytes(void **state) {
     (void)state;
-    hs_tensor *img = pattern(HS_DTYPE_U8, 3, 16, 16, 3), *t;
+    hs_tensor *img = pattern(HS_DTYPE_U8, 3, 16, 16, 3);
     void *buf;
     size_t n;
     assert_int_equal(hs_png_encode(&buf, &n, img, -1), HS_OK);
-    unsigned char *bad = hs_alloc(n);
-    for (size_t i = 8; i < n; i += 3) {  // every third byte flipped in turn: OK or FORMAT, no crash
-        memcpy(bad, buf, n);
-        bad[i] ^= 0x5A;
-        hs_status s = hs_png_decode(&t, bad, n, "corrupt");
-        assert_true(s == HS_OK || s == HS_ERR_FORMAT);
-        hs_tensor_free(t);
-    }
-    hs_free(bad);
+    hs_test_decode_corrupt_bytes(hs_png_decode, buf, n, 8, 3, 0x5A);  // every third byte in turn
     hs_free(buf);
     hs_tensor_free(img);
 }
 
 static void test_png_decode_survives_allocation_failures(void **state) {
     (void)state;
-    hs_tensor *img = pattern(HS_DTYPE_U8, 3, 8, 8, 4), *t;
+    hs_tensor *img = pattern(HS_DTYPE_U8, 3, 8, 8, 4);
     void *buf;
     size_t n;
     assert_int_equal(hs_png_encode(&buf, &n, img, -1), HS_OK);
-    for (uint64_t k = 1;; k++) {
-        hs_alloc_fail_after(k);
-        hs_status s = hs_png_decode(&t, buf, n, "mem");
-        hs_alloc_fail_after(0);
-        if (s == HS_OK) {
-            assert_same_pixels(img, t);
-            hs_tensor_free(t);
-            break;
-        }
-        assert_int_equal(s, HS_ERR_NOMEM);
-        assert_null(t);
-    }
+    hs_tensor *t = hs_test_decode_alloc_faults(hs_png_decode, buf, n);
+    assert_same_pixels(img, t);
+    hs_tensor_free(t);
     for (uint64_t k = 1;; k++) {
         void *b2;
         size_t n2;
@@ -329,23 +275,23 @@ static void test_png_decode_survives_allocation_failures(void **state) {
 static void test_png_write_is_atomic_and_reports_io_errors(void **state) {
     (void)state;
     hs_tensor *img = pattern(HS_DTYPE_U8, 3, 4, 4, 3);
-    assert_int_equal(hs_image_write(tmp_path("atomic.PNG"), img, -1), HS_OK);
-    DIR *d = opendir(tmpdir);
+    assert_int_equal(hs_image_write(hs_test_tmp_path("atomic.PNG"), img, -1), HS_OK);
+    DIR *d = opendir(hs_test_tmp_dir());
     struct dirent *e;
     while ((e = readdir(d)))
         assert_null(strstr(e->d_name, ".tmp"));
     closedir(d);
     assert_int_equal(hs_png_write("/nonexistent-dir/x.png", img, -1), HS_ERR_IO);
     assert_non_null(strstr(hs_last_error()->msg, "/nonexistent-dir/x.png"));
-    assert_int_equal(hs_image_write(tmp_path("x.bmp"), img, -1), HS_ERR_ARG);
+    assert_int_equal(hs_image_write(hs_test_tmp_path("x.bmp"), img, -1), HS_ERR_ARG);
     hs_tensor *f;
     int64_t shape[3] = {2, 2, 3};
     assert_int_equal(hs_tensor_new(&f, HS_DTYPE_F32, 3, shape), HS_OK);
-    assert_int_equal(hs_png_write(tmp_path("f.png"), f, -1), HS_ERR_DTYPE);
+    assert_int_equal(hs_png_write(hs_test_tmp_path("f.png"), f, -1), HS_ERR_DTYPE);
     hs_tensor_free(f);
     int64_t bad[3] = {2, 2, 5};
     assert_int_equal(hs_tensor_new(&f, HS_DTYPE_U8, 3, bad), HS_OK);
-    assert_int_equal(hs_png_write(tmp_path("f.png"), f, -1), HS_ERR_SHAPE);
+    assert_int_equal(hs_png_write(hs_test_tmp_path("f.png"), f, -1), HS_ERR_SHAPE);
     hs_tensor_free(f);
     hs_tensor_free(img);
 }
@@ -382,5 +328,5 @@ int main(void) {
         cmocka_unit_test(test_png_write_is_atomic_and_reports_io_errors),
         cmocka_unit_test(test_png_decodes_the_ihc_sample),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, hs_test_tmp_setup, hs_test_tmp_teardown);
 }

@@ -11,36 +11,6 @@
 #include "safetensors.h"
 #include "sys.h"
 
-static char tmpdir[256];
-
-static int setup_dir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hs_test_safetensors_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    char **names;
-    int n;
-    if (hs_sys_listdir(&names, &n, tmpdir) == HS_OK) {
-        for (int i = 0; i < n; i++) {
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
-            unlink(p);
-        }
-        hs_free(names);
-    }
-    rmdir(tmpdir);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
-}
-
 // A little-endian u64 header length followed by the JSON text and data bytes.
 static size_t make_file(unsigned char *buf, size_t cap, uint64_t hlen_override, const char *json,
                         const void *data, size_t ndata) {
@@ -55,11 +25,13 @@ static size_t make_file(unsigned char *buf, size_t cap, uint64_t hlen_override, 
     return 8 + hl + ndata;
 }
 
-static void write_bytes(const char *path, const void *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    fclose(f);
+// Fails unless msg contains every word of `words` (separated by '|').
+static void expect_words(const char *msg, const char *words) {
+    char w[256];
+    snprintf(w, sizeof w, "%s", words);
+    for (char *tok = strtok(w, "|"); tok; tok = strtok(NULL, "|"))
+        if (!strstr(msg, tok))
+            fail_msg("message '%s' lacks '%s'", msg, tok);
 }
 
 // Both from memory and from a file: expect HS_ERR_FORMAT with every word of `words` (separated
@@ -72,14 +44,10 @@ static void expect_format_error(const void *buf, size_t n, const char *words) {
     assert_null(st);
     const char *msg = hs_last_error()->msg;
     assert_non_null(strstr(msg, "mem.safetensors"));
-    char w[256];
-    snprintf(w, sizeof w, "%s", words);
-    for (char *tok = strtok(w, "|"); tok; tok = strtok(NULL, "|"))
-        if (!strstr(msg, tok))
-            fail_msg("message '%s' lacks '%s'", msg, tok);
+    expect_words(msg, words);
 
-    const char *path = tmp_path("bad.safetensors");
-    write_bytes(path, buf, n);
+    const char *path = hs_test_tmp_path("bad.safetensors");
+    hs_test_write_bytes(path, buf, n);
     st = (hs_safetensors *)1;
     s = hs_safetensors_read(&st, path);
     if (s != HS_ERR_FORMAT)
@@ -87,14 +55,17 @@ static void expect_format_error(const void *buf, size_t n, const char *words) {
     assert_null(st);
     msg = hs_last_error()->msg;
     assert_non_null(strstr(msg, path));
-    snprintf(w, sizeof w, "%s", words);
-    for (char *tok = strtok(w, "|"); tok; tok = strtok(NULL, "|"))
-        if (!strstr(msg, tok))
-            fail_msg("message '%s' lacks '%s'", msg, tok);
+    expect_words(msg, words);
     unlink(path);
 }
 
 static const float four[4] = {1, 2, 3, 4};
+
+// expect_format_error on a file made of a `json` header followed by ndata bytes of data.
+static void expect_header_error(const char *json, const void *data, size_t ndata, const char *words) {
+    unsigned char buf[256];
+    expect_format_error(buf, make_file(buf, sizeof buf, 0, json, data, ndata), words);
+}
 
 static void test_safetensors_round_trips_every_dtype(void **state) {
     (void)state;
@@ -112,7 +83,7 @@ static void test_safetensors_round_trips_every_dtype(void **state) {
     int64_t zshape[2] = {0, 4};
     assert_int_equal(hs_tensor_new(&ts[HS_DTYPE_COUNT + 1], HS_DTYPE_F32, 2, zshape), HS_OK);
     const char *keys[2] = {"op", "quote\"d\n"}, *values[2] = {"round_trip", "va\\lue \"x\"\t\x01"};
-    const char *path = tmp_path("rt.safetensors");
+    const char *path = hs_test_tmp_path("rt.safetensors");
     assert_int_equal(hs_safetensors_write(path, HS_DTYPE_COUNT + 2, names, (const hs_tensor *const *)ts, 2, keys,
                                           values),
                      HS_OK);
@@ -158,7 +129,7 @@ static void test_safetensors_writes_strided_tensor_contiguously(void **state) {
     assert_int_equal(hs_tensor_transpose(&at, a2, 0, 1), HS_OK);
     const char *names[1] = {"t"};
     const hs_tensor *ts[1] = {at};
-    const char *path = tmp_path("strided.safetensors");
+    const char *path = hs_test_tmp_path("strided.safetensors");
     assert_int_equal(hs_safetensors_write(path, 1, names, ts, 0, NULL, NULL), HS_OK);
     hs_safetensors *st;
     assert_int_equal(hs_safetensors_read(&st, path), HS_OK);
@@ -183,7 +154,7 @@ static void test_safetensors_written_layout_matches_the_format(void **state) {
     const char *names[2] = {"b", "a"};
     const hs_tensor *ts[2] = {b, a};
     const char *k[1] = {"op"}, *v[1] = {"x"};
-    const char *path = tmp_path("layout.safetensors");
+    const char *path = hs_test_tmp_path("layout.safetensors");
     assert_int_equal(hs_safetensors_write(path, 2, names, ts, 1, k, v), HS_OK);
     char *buf;
     size_t n;
@@ -264,91 +235,60 @@ static void test_safetensors_rejects_absurd_header_length(void **state) {
 
 static void test_safetensors_rejects_bad_json(void **state) {
     (void)state;
-    unsigned char buf[256];
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{\"a\":{\"dtype\":\"F32\",", NULL, 0), "not valid JSON");
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "[1,2]   ", NULL, 0), "not a JSON object");
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{} xx   ", NULL, 0), "unexpected bytes");
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{\"a\":3}", NULL, 0), "'a'|not an object");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",", NULL, 0, "not valid JSON");
+    expect_header_error("[1,2]   ", NULL, 0, "not a JSON object");
+    expect_header_error("{} xx   ", NULL, 0, "unexpected bytes");
+    expect_header_error("{\"a\":3}", NULL, 0, "'a'|not an object");
 }
 
 static void test_safetensors_rejects_missing_or_unknown_dtype(void **state) {
     (void)state;
-    unsigned char buf[256];
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", four, 4),
-                        "'w'|no dtype");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", four, 4),
-        "'w'|F16|not supported");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", four, 4),
-        "'w'|dtype is not a string");
+    expect_header_error("{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", four, 4, "'w'|no dtype");
+    expect_header_error("{\"w\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}",
+                        four, 4, "'w'|F16|not supported");
+    expect_header_error("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}",
+                        four, 4, "'w'|dtype is not a string");
 }
 
 static void test_safetensors_rejects_bad_shape(void **state) {
     (void)state;
-    unsigned char buf[256];
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", four, 4),
-        "'w'|shape entry 0");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", four, 4),
-        "'w'|shape entry 0");
-    expect_format_error(buf,
-                        make_file(buf, sizeof buf, 0,
-                                  "{\"w\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", four, 1),
-                        "'w'|9 dims");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", four, 4), "'w'|shape missing");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+                        four, 4, "'w'|shape entry 0");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
+                        four, 4, "'w'|shape entry 0");
+    expect_header_error("{\"w\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
+                        four, 1, "'w'|9 dims");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", four, 4, "'w'|shape missing");
     // a shape whose element count overflows 64 bits must not wrap around to a small size
-    expect_format_error(buf,
-                        make_file(buf, sizeof buf, 0,
-                                  "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,0.5],\"data_offsets\":[0,0]}}",
-                                  NULL, 0),
-                        "'w'|shape entry 2");
-    expect_format_error(buf,
-                        make_file(buf, sizeof buf, 0,
-                                  "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,2],\"data_offsets\":[0,0]}}",
-                                  NULL, 0),
-                        "'w'|needs");
+    expect_header_error("{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,0.5],\"data_offsets\":[0,0]}}",
+                        NULL, 0, "'w'|shape entry 2");
+    expect_header_error("{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,2],\"data_offsets\":[0,0]}}",
+                        NULL, 0, "'w'|needs");
 }
 
 static void test_safetensors_rejects_offsets_out_of_range_or_overlapping(void **state) {
     (void)state;
-    unsigned char buf[256];
     float eight[8] = {0};
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", eight, 8),
-        "'w'|out of range");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,0]}}", eight, 4),
-        "'w'|end before begin");
-    expect_format_error(buf,
-                        make_file(buf, sizeof buf, 0,
-                                  "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                                  "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                                  eight, 12),
-                        "'b'|overlap|'a'");
-    expect_format_error(buf,
-                        make_file(buf, sizeof buf, 0,
-                                  "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                                  "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
-                                  eight, 12),
-                        "'b'|gap");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", eight, 8),
-        "trailing");
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", eight, 4),
-        "'w'|data_offsets missing");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                        eight, 8, "'w'|out of range");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,0]}}",
+                        eight, 4, "'w'|end before begin");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                        "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                        eight, 12, "'b'|overlap|'a'");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                        "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+                        eight, 12, "'b'|gap");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", eight, 8, "trailing");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}",
+                        eight, 4, "'w'|data_offsets missing");
 }
 
 static void test_safetensors_rejects_wrong_byte_size(void **state) {
     (void)state;
-    unsigned char buf[256];
     float eight[8] = {0};
-    expect_format_error(
-        buf, make_file(buf, sizeof buf, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", eight, 12),
-        "'w'|span 12 bytes|[2,2] needs 16");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}",
+                        eight, 12, "'w'|span 12 bytes|[2,2] needs 16");
 }
 
 static void test_safetensors_rejects_truncated_data(void **state) {
@@ -361,19 +301,12 @@ static void test_safetensors_rejects_truncated_data(void **state) {
 
 static void test_safetensors_rejects_non_string_metadata_and_duplicates(void **state) {
     (void)state;
-    unsigned char buf[256];
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{\"__metadata__\":{\"epoch\":3}}", NULL, 0),
-                        "metadata 'epoch' is not a string");
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{\"__metadata__\":[]}", NULL, 0),
-                        "__metadata__ is not an object");
-    expect_format_error(buf, make_file(buf, sizeof buf, 0, "{\"__metadata__\":{},\"__metadata__\":{}}", NULL, 0),
-                        "duplicate __metadata__");
-    expect_format_error(buf,
-                        make_file(buf, sizeof buf, 0,
-                                  "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                                  "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                                  four, 8),
-                        "'w'|duplicate name");
+    expect_header_error("{\"__metadata__\":{\"epoch\":3}}", NULL, 0, "metadata 'epoch' is not a string");
+    expect_header_error("{\"__metadata__\":[]}", NULL, 0, "__metadata__ is not an object");
+    expect_header_error("{\"__metadata__\":{},\"__metadata__\":{}}", NULL, 0, "duplicate __metadata__");
+    expect_header_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                        "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                        four, 8, "'w'|duplicate name");
 }
 
 static void test_safetensors_every_truncation_of_a_valid_file_fails_cleanly(void **state) {
@@ -383,7 +316,7 @@ static void test_safetensors_every_truncation_of_a_valid_file_fails_cleanly(void
     assert_int_equal(hs_tensor_from_buffer(&t, HS_DTYPE_F32, 1, s4, four), HS_OK);
     const char *names[1] = {"t"}, *k[1] = {"op"}, *v[1] = {"cut"};
     const hs_tensor *ts[1] = {t};
-    const char *path = tmp_path("cut.safetensors");
+    const char *path = hs_test_tmp_path("cut.safetensors");
     assert_int_equal(hs_safetensors_write(path, 1, names, ts, 1, k, v), HS_OK);
     char *buf;
     size_t n;
@@ -412,10 +345,10 @@ static void test_safetensors_every_truncation_of_a_valid_file_fails_cleanly(void
 static void test_safetensors_read_reports_missing_file_as_io_error(void **state) {
     (void)state;
     hs_safetensors *st;
-    assert_int_equal(hs_safetensors_read(&st, tmp_path("does_not_exist.safetensors")), HS_ERR_IO);
+    assert_int_equal(hs_safetensors_read(&st, hs_test_tmp_path("does_not_exist.safetensors")), HS_ERR_IO);
     assert_null(st);
     assert_non_null(strstr(hs_last_error()->msg, "does_not_exist.safetensors"));
-    assert_int_equal(hs_safetensors_read(&st, tmpdir), HS_ERR_IO);  // a folder
+    assert_int_equal(hs_safetensors_read(&st, hs_test_tmp_dir()), HS_ERR_IO);  // a folder
 }
 
 static void test_safetensors_write_is_atomic_and_rejects_bad_arguments(void **state) {
@@ -425,16 +358,16 @@ static void test_safetensors_write_is_atomic_and_rejects_bad_arguments(void **st
     assert_int_equal(hs_tensor_from_buffer(&t, HS_DTYPE_F32, 1, s4, four), HS_OK);
     const hs_tensor *ts[2] = {t, t};
     const char *dup[2] = {"x", "x"}, *meta[1] = {"__metadata__"};
-    char path[512];  // tmp_path's buffer is reused below
-    snprintf(path, sizeof path, "%s", tmp_path("atomic.safetensors"));
+    char path[512];  // hs_test_tmp_path's buffer is reused below
+    snprintf(path, sizeof path, "%s", hs_test_tmp_path("atomic.safetensors"));
     assert_int_equal(hs_safetensors_write(path, 2, dup, ts, 0, NULL, NULL), HS_ERR_ARG);
     assert_non_null(strstr(hs_last_error()->msg, "duplicate tensor name 'x'"));
     assert_int_equal(hs_safetensors_write(path, 1, meta, ts, 0, NULL, NULL), HS_ERR_ARG);
     assert_int_equal(access(path, F_OK), -1);  // nothing written
     // into a missing folder: HS_ERR_IO and no temp file anywhere
-    assert_int_equal(hs_safetensors_write(tmp_path("no/such/dir/x.safetensors"), 1, dup, ts, 0, NULL, NULL), HS_ERR_IO);
+    assert_int_equal(hs_safetensors_write(hs_test_tmp_path("no/such/dir/x.safetensors"), 1, dup, ts, 0, NULL, NULL), HS_ERR_IO);
     // overwrite an existing file: the new content replaces the old, no temp file left behind
-    write_bytes(path, "old", 3);
+    hs_test_write_bytes(path, "old", 3);
     assert_int_equal(hs_safetensors_write(path, 1, dup, ts, 0, NULL, NULL), HS_OK);
     hs_safetensors *st;
     assert_int_equal(hs_safetensors_read(&st, path), HS_OK);
@@ -442,7 +375,7 @@ static void test_safetensors_write_is_atomic_and_rejects_bad_arguments(void **st
     hs_safetensors_free(st);
     char **names;
     int n;
-    assert_int_equal(hs_sys_listdir(&names, &n, tmpdir), HS_OK);
+    assert_int_equal(hs_sys_listdir(&names, &n, hs_test_tmp_dir()), HS_OK);
     for (int i = 0; i < n; i++)
         assert_null(strstr(names[i], ".tmp."));
     hs_free(names);
@@ -457,7 +390,7 @@ static void test_safetensors_read_survives_every_allocation_failure(void **state
     assert_int_equal(hs_tensor_from_buffer(&t, HS_DTYPE_F32, 1, s4, four), HS_OK);
     const char *names[2] = {"a", "b"}, *k[2] = {"op", "z"}, *v[2] = {"fault", "y"};
     const hs_tensor *ts[2] = {t, t};
-    const char *path = tmp_path("fault.safetensors");
+    const char *path = hs_test_tmp_path("fault.safetensors");
     assert_int_equal(hs_safetensors_write(path, 2, names, ts, 2, k, v), HS_OK);
     for (uint64_t nth = 1;; nth++) {  // fail the 1st, 2nd, ... allocation until the read succeeds
         hs_safetensors *st;
@@ -507,5 +440,5 @@ int main(void) {
         cmocka_unit_test(test_safetensors_write_is_atomic_and_rejects_bad_arguments),
         cmocka_unit_test(test_safetensors_read_survives_every_allocation_failure),
     };
-    return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+    return cmocka_run_group_tests(tests, hs_test_tmp_setup, hs_test_tmp_teardown);
 }

@@ -5,27 +5,11 @@
 -- names the culprit (the rows of the README table "What happens when…").
 -- Run: build/histops tests/lua/test_bad_inputs.lua   (about 3 s)
 local hs = require "histops"
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local capture, q, read = T.capture, T.q, T.read
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local exe = hs.sys.exe()
-local here = debug.getinfo(1, "S").source:sub(2)
-if here:sub(1, 1) ~= "/" then here = (capture("pwd"):gsub("%s+$", "")) .. "/" .. here end
-local top = here:match("^(.*)/tests/lua/[^/]*$") or "."
-local tmp = (capture("mktemp -d /tmp/hs-test-bad-XXXXXX"):gsub("%s+$", ""))
+local exe, top = T.exe, T.top
+local tmp = T.tmpdir("bad")
 
 -- histops ARGS -> exit code, stdout + stderr
 local function histops(args)

@@ -5,11 +5,8 @@ local hs = require "histops"
 local classic = require "hs.classic"
 local B = require "hs.baselines"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), ("error '%s' does not match '%s'"):format(tostring(err), pattern))
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 -- N images (H=W=16): class 0 dark, smooth reds; class 1 bright blue with a checker texture
 local function image_cache(n, seed)

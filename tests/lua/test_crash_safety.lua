@@ -12,28 +12,13 @@
 -- Run: build/histops tests/lua/test_crash_safety.lua   (about 10 s; HS_CRASH_SEED=n varies the kills)
 local hs = require "histops"
 local json = hs.json
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local capture, read, q = T.capture, T.read, T.q
+-- true when cmd exits 0 (unlike T.sh, a failure is an answer here, not an error)
 local function sh(cmd) local _, ok = capture(cmd .. " >/dev/null 2>&1"); return ok end
 
-local exe = hs.sys.exe()
-local here = debug.getinfo(1, "S").source:sub(2)
-if here:sub(1, 1) ~= "/" then here = (capture("pwd"):gsub("%s+$", "")) .. "/" .. here end
-local top = here:match("^(.*)/tests/lua/[^/]*$") or "."
-local tmp = (capture("mktemp -d /tmp/hs-test-crash-XXXXXX"):gsub("%s+$", ""))
+local exe, top = T.exe, T.top
+local tmp = T.tmpdir("crash")
 local repo = tmp .. "/repo"
 local seed = tonumber(os.getenv("HS_CRASH_SEED") or "") or 20261126
 math.randomseed(seed)

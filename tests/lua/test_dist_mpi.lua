@@ -64,11 +64,8 @@ assert(math.abs(a:get(3) - base:get(3) * k) <= 1e-5 * (1 + math.abs(base:get(3) 
 assert(math.abs(b:get(3) - base:get(3) * 2 * size) <= 1e-5 * (1 + math.abs(base:get(3) * 2 * size)))
 
 -- bad arguments are errors naming the argument, never a crash
-local function check_error(pat, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pat)
-  assert(tostring(err):find(pat), tostring(err))
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 check_error("root rank out of range", mpi.bcast, "x", size)
 check_error("contiguous tensor expected", mpi.allreduce_sum, hs.randn({ 3, 4 }, 1):transpose())
 check_error("F32 or F64 tensor expected", mpi.allreduce_sum, hs.zeros({ 3 }):astype("i32"))

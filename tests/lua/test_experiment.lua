@@ -6,37 +6,11 @@
 -- (test_runs.lua). Run: build/histops tests/lua/test_experiment.lua   (about 20 s)
 local hs = require "histops"
 local json = hs.json
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error, capture, read, write, q, plain = T.check_error, T.capture, T.read, T.write, T.q, T.plain
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text) assert(hs.sys.write_file_atomic(path, text)) end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function plain(s) return (s:gsub("%p", "%%%0")) end
-
-local exe = hs.sys.exe()
-local here = debug.getinfo(1, "S").source:sub(2)
-if here:sub(1, 1) ~= "/" then here = (capture("pwd"):gsub("%s+$", "")) .. "/" .. here end
-local top = here:match("^(.*)/tests/lua/[^/]*$") or "."
-local tmp = (capture("mktemp -d /tmp/hs-test-exp-XXXXXX"):gsub("%s+$", ""))
+local exe, top = T.exe, T.top
+local tmp = T.tmpdir("exp")
 local henv = ("HISTOPS_CACHE=%s/cache "):format(tmp)
 
 -- histops ARGS in tmp -> stdout, exit code, stderr
@@ -347,7 +321,9 @@ local ok_all, err_all = pcall(function()
       hs.sys.sleep(0.02)
     end
     bg_pid = nil
-    local ck = json.decode(read(dir .. "/checkpoint.json"))
+    -- the checkpoint's own state (checkpoint.json, a readable copy written after it, may lag an epoch)
+    local _, cmeta = hs.io.load(dir .. "/checkpoint.safetensors")
+    local ck = json.decode(assert(cmeta and cmeta.state, "checkpoint.safetensors carries its state"))
     local e = ck.epoch
     assert(e >= 1 and #ck.history == e, "checkpoint after epoch " .. tostring(e))
     assert(not hs.sys.stat(dir .. "/run.json"), "the killed run did not finish")

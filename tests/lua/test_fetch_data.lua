@@ -4,29 +4,11 @@
 -- fail with a clear message and leave nothing behind; --force replaces atomically; the DSB
 -- mask-merging step. Run: build/histops tests/lua/test_fetch_data.lua
 local hs = require "histops"
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local capture, read, write, q, sh = T.capture, T.read, T.write, T.q, T.sh
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function write(path, text) assert(hs.sys.write_file_atomic(path, text)) end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sh(cmd) assert(os.execute(cmd), "command failed: " .. cmd) end
-
-local here = debug.getinfo(1, "S").source:sub(2)
-if here:sub(1, 1) ~= "/" then here = (capture("pwd"):gsub("%s+$", "")) .. "/" .. here end
-local top = here:match("^(.*)/tests/lua/[^/]*$") or "."
-local script = top .. "/scripts/fetch-data"
-local tmp = (capture("mktemp -d /tmp/hs-test-fetch-XXXXXX"):gsub("%s+$", ""))
+local script = T.top .. "/scripts/fetch-data"
+local tmp = T.tmpdir("fetch")
 local data = tmp .. "/data"
 
 -- fetch-data ARGS with HISTOPS_DATA=tmp/data -> exit code, stderr

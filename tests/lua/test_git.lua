@@ -5,30 +5,22 @@ local hs = require "histops"
 local git = hs.git
 assert(git, "hs.git binding missing")
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  assert(ok, "command failed: " .. cmd)
-end
-
+local sh = T.sh
+-- stdout without trailing newlines; the command must succeed
 local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  assert(p:close(), "command failed: " .. cmd)
+  local out, ok = T.capture(cmd)
+  assert(ok, "command failed: " .. cmd)
   return (out:gsub("\n+$", ""))
 end
 
 -- identity for the git tool's own commits, whatever the machine's configuration
-local env = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.org GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.org "
-local tmp = capture("mktemp -d /tmp/hs-test-git-XXXXXX")
+local env = T.GIT_ENV
+local tmp = T.tmpdir("git")
 local repo = tmp .. "/repo"
-sh(("set -e; git init -q -b main %s; cd %s; printf 'hello\\n' > a.txt; git add a.txt; %s git commit -q -m first")
-  :format(repo, repo, env))
+T.git_repo(repo, "a.txt", "hello\n")
 
 local ok_all, err_all = pcall(function()
   -- outside any repository: nil, message (like io.open)

@@ -6,16 +6,11 @@
 local hs = require "histops"
 local golden = require "hs.golden"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(hs.sys.mkdir_p(tmp))
-local function sh(cmd) assert(os.execute(cmd), "command failed: " .. cmd) end
+local tmp = T.tmpdir("golden")
+local sh = T.sh
 local null = io.open("/dev/null", "w")
 
 local ok_all, err_all = pcall(function()

@@ -5,12 +5,8 @@
 local hs = require "histops"
 local graph = require "hs.graph"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), ("error '%s' does not match '%s'"):format(tostring(err), pattern))
-  return err
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 local function near(a, b, tol) return math.abs(a - b) <= (tol or 1e-5) * (1 + math.abs(b)) end
 

@@ -6,11 +6,8 @@ local hs = require "histops"
 local C = require "hs.ihc"
 local Q = require "hs.ihc_quant"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 -- synth: a count, or nuclei at chosen places; truth agrees with the labels
 local rgb, labels, truth = hs.synth.ihc { width = 96, height = 64, nuclei = {

@@ -4,11 +4,8 @@
 local hs = require "histops"
 local image = hs.image or require "hs.image"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), ("error %q does not match %q"):format(tostring(err), pattern))
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 local function max_abs_diff(a, b)
   local la, lb = a:tolist(), b:tolist()

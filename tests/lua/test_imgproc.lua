@@ -4,11 +4,8 @@
 local hs = require "histops"
 local ip = hs.imgproc or require "hs.imgproc"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 local function u8(t) return hs.tensor(t):astype("u8") end
 

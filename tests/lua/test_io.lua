@@ -5,11 +5,8 @@ local hs = require "histops"
 local io_, json, sys = hs.io, hs.json, hs.sys
 assert(io_ and json and sys, "hs.io, hs.json and hs.sys must all be loaded")
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), ("error '%s' does not match '%s'"):format(tostring(err), pattern))
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -21,7 +18,7 @@ local function path(name)
   return p
 end
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local sh_quote = T.q
 
 local ntests = 0
 local function test(name, f)

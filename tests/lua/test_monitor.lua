@@ -9,16 +9,11 @@ local hs = require "histops"
 local json = hs.json
 local mon = require "hs.monitor"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(hs.sys.mkdir_p(tmp))
-local exe = hs.sys.exe()
+local tmp = T.tmpdir("monitor")
+local exe = T.exe
 
 local function tile(seed, hema)
   return (hs.synth.ihc { width = 32, height = 32, nuclei = 4, seed = seed, positive_fraction = (seed % 2 == 0) and 0.9 or 0.05,

@@ -6,11 +6,8 @@
 local hs = require "histops"
 local P = require "hs.pipeline"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 local rgb = hs.synth.ihc { width = 64, height = 48, nuclei = 6, seed = 2 }
 

@@ -6,14 +6,11 @@ local config = require "hs.config"
 local P = require "hs.pipeline"
 local model_io = require "hs.model_io"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), ("error %q does not match %q"):format(tostring(err), pattern))
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
-local function write(path, s) local f = assert(io.open(path, "w")); f:write(s); f:close() end
-local dir = os.tmpname(); os.remove(dir); assert(hs.sys.mkdir_p(dir))
+local write = T.write
+local dir = T.tmpdir("preprocess")
 local exp = dir .. "/exp.lua"
 write(exp, [[return { name = "pp", data = { kind = "folder", path = "x",
   preprocess = { { "gaussian", 1.0 }, { "auto_contrast", low = 1, high = 99 } } } }]])

@@ -2,12 +2,11 @@
 -- end in a shortened form (a few images, one short epoch) so that each path — folder JPEG data,
 -- the SVM baseline, segmentation pairs, mask inversion, gray input, U-Net — is exercised in CI.
 -- The full runs and their figures are in the README; here only "runs and writes its results".
-local exe = arg[-1] or "build/histops"
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local exe = require("histops").sys.exe()   -- the binary under test (build/, build-asan/, ...)
 local data = os.getenv("HISTOPS_DATA") or "../shared/data"
-local function exists(p) local f = io.open(p) if f then f:close() return true end return false end
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
+local exists = T.exists
+local tmp = T.tmpdir("refexp")
 
 local cases = {
   { "blood_cells", "pbc2020_blood_cells", { "data.limit_per_class=6", "train.batch=8" } },

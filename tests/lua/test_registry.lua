@@ -8,33 +8,27 @@ local hs = require "histops"
 local registry = require "hs.registry"
 local gate = require "hs.gate"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
-local function sh(cmd) assert(os.execute(cmd), "command failed: " .. cmd) end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh, q = T.sh, T.q
+-- output, exit code (0 on success)
 local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
+  local out, ok, code = T.capture(cmd)
   return out, ok and 0 or code
 end
 
-local exe = hs.sys.exe()
+local exe = T.exe
 local src = HISTOPS_SOURCE_DIR or "."
-local tmp = (capture("mktemp -d /tmp/hs-test-registry-XXXXXX")):gsub("%s+$", "")
+local tmp = T.tmpdir("registry")
 local repo = tmp .. "/repo"
-local env = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.org GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.org "
+local env = T.GIT_ENV
   .. "HISTOPS_GIT_FSYNC=0 HISTOPS_REPO= HISTOPS_ARTIFACTS= HISTOPS_CACHE=" .. q(tmp .. "/cache") .. " "
 -- run a histops command inside the repository: output, exit code
 local function histops(args) return capture(("cd %s && %s HISTOPS_USER=tester %s %s 2>&1"):format(q(repo), env, q(exe), args)) end
 
 local ok_all, err_all = pcall(function()
-  sh(("set -e; git init -q -b main %s; cd %s; printf 'x\\n' > a.txt; git add a.txt; %s git commit -q -m first")
-    :format(q(repo), q(repo), env))
+  T.git_repo(repo, "a.txt", "x\n")
   -- two short runs of the quickstart experiment (different seeds, so different weights)
   for i, seed in ipairs { 1, 2 } do
     local out, code = histops(("run %s/experiments/quickstart.lua --quiet --no-git --out runs%d --set seed=%d "

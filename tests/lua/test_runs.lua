@@ -8,40 +8,13 @@ local hs = require "histops"
 local json = hs.json
 assert(hs.git, "hs.git binding missing")
 local runs = require "hs.runs"
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error, sh, capture, read, q = T.check_error, T.sh, T.capture, T.read, T.q
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
-
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  assert(ok, "command failed: " .. cmd)
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local exe = hs.sys.exe()
-local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".")
-local tiny_src = assert(read(here .. "/runs/tiny.lua"), "fixture tests/lua/runs/tiny.lua missing")
-local tmp = (capture("mktemp -d /tmp/hs-test-runs-XXXXXX"):gsub("%s+$", ""))
-local genv = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.org GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.org "
+local exe = T.exe
+local tiny_src = assert(read(T.here .. "/runs/tiny.lua"), "fixture tests/lua/runs/tiny.lua missing")
+local tmp = T.tmpdir("runs")
+local genv = T.GIT_ENV
 -- every child: shared synthetic-tile cache, artifact store inside each repository, no ceiling surprises
 local henv = ("HISTOPS_CACHE=%s/cache HISTOPS_GIT_FSYNC=0 GIT_CEILING_DIRECTORIES=%s "):format(tmp, tmp)
 

@@ -11,11 +11,8 @@ local hs = require "histops"
 local json = hs.json
 local S = hs.serve
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 if not S.available() then
   print("test_serve: skipped (built without libmicrohttpd)")
@@ -24,20 +21,9 @@ end
 
 local exe = hs.sys.exe()
 local src = HISTOPS_SOURCE_DIR or "."
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(hs.sys.mkdir_p(tmp))
+local tmp = T.tmpdir("serve")
 local servers = {}
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  assert(ok, "command failed: " .. cmd)
-end
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
+local sh, capture = T.sh, T.capture
 local function cleanup()
   for _, pid in ipairs(servers) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
   os.execute("rm -rf " .. tmp)
@@ -85,7 +71,7 @@ local ok_all, err_all = xpcall(function()
     assert(port, "server did not start: " .. tostring(hs.sys.read_file(("%s/%s.out"):format(tmp, name))))
     return port, pid
   end
-  local port, pid = start("main", "--max-body 200k --batch 8 --window 2")
+  local port, pid = start("main", "--max-body 200k --max-pixels 10000 --batch 8 --window 2")
   local function get(path) return assert(S.fetch { port = port, path = path }) end
   local function post(path, ctype, body, headers)
     local h = headers or {}
@@ -211,6 +197,9 @@ local ok_all, err_all = xpcall(function()
   expect(400, post("/v1/predict", "image/png", bytes(files[1]):sub(1, 300)))
   expect(415, post("/v1/predict", "text/plain", "hello"))
   expect(413, post("/v1/predict", "image/png", ("x"):rep(300 * 1024)))
+  -- an image over --max-pixels (here 10000) is refused from its header, before decoding
+  local big = assert(hs.image.encode_png(hs.zeros({ 120, 100, 3 }, "u8")))
+  expect(413, post("/v1/predict", "image/png", big))
   expect(404, get("/v1/nope"))
   expect(405, get("/v1/predict"))
   expect(400, post("/v1/predict", "multipart/form-data; boundary=zz", "--zz\r\nbroken"))
@@ -232,7 +221,7 @@ local ok_all, err_all = xpcall(function()
       assert(rec.input[1].od and #rec.input[1].intensity == 3)
     end
   end
-  assert(n413 == 1 and npredlog >= #files + 3, "log lines")
+  assert(n413 == 2 and npredlog >= #files + 3, "log lines")
 
   -- ---- alias move under load: no failed request, new version served
   local loadfile = tmp .. "/load.lua"

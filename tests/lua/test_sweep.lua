@@ -10,11 +10,8 @@ local json = hs.json
 local sweep = require "hs.sweep"
 local config = require "hs.config"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching '" .. pattern .. "'")
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match '" .. pattern .. "'")
-end
+local T = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/testlib.lua")
+local check_error = T.check_error
 
 local function same(a, b) return json.encode(a, { sort_keys = true }) == json.encode(b, { sort_keys = true }) end
 
@@ -221,55 +218,20 @@ do
 end
 
 -- ---------------------------------------------------------------- 6. real sweeps in a repository
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local exe = hs.sys.exe()
-local tmp = (capture("mktemp -d /tmp/hs-test-sweep-XXXXXX"):gsub("%s+$", ""))
-local genv = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.org GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.org "
+local capture, q = T.capture, T.q
+local exe = T.exe
+local tmp = T.tmpdir("sweep")
+local genv = T.GIT_ENV
 local henv = ("HISTOPS_CACHE=%s/cache HISTOPS_GIT_FSYNC=0 GIT_CEILING_DIRECTORIES=%s "):format(tmp, tmp)
 local repo = tmp .. "/repo"
 
-local TINY = [[
--- a throw-away experiment for tests/lua/test_sweep.lua: tiny tiles, one epoch
-return {
-  name = "swtiny",
-  seed = 1,
-  data = { kind = "synthetic_ihc", synthetic = { tiles = 24, size = 16, nuclei = 2 }, cache_size = { 16, 16 },
-    split = { val = 0.25, test = 0.25 } },
-  input = { size = { 16, 16 }, channels = 3, mean = { 0.8, 0.7, 0.7 }, std = { 0.15, 0.2, 0.2 } },
-  augment = { hflip = true },
-  extra = { width = 4 },
-  model = function(info)
-    local hs = require "histops"
-    local slow = tonumber(os.getenv("SWEEP_TEST_SLOW") or "")
-    if slow then hs.sys.sleep(slow) end   -- the kill test needs trials that last a moment
-    local nn = hs.nn
-    local w = info.config.extra.width
-    return nn.Sequential { nn.Conv2d(3, w, 3, { padding = 1 }), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-      nn.Linear(w, info.num_classes) }
-  end,
-  train = { epochs = 1, batch = 8, optimizer = "adam", lr = 1e-2 },
-  eval = { bootstrap = 20 },
-  report = { samples = 2 },
-  sweep = { method = "tpe", trials = 6, batch = 2, n_startup = 2, seed = 3, metric = "val.accuracy",
-    params = { ["train.lr"] = { log_uniform = { 1e-3, 1e-1 } }, ["extra.width"] = { 2, 4, 8 },
-      ["augment.hed_sigma"] = { uniform = { 0, 0.05 } } } },
-}
-]]
+local TINY = assert(T.read(T.here .. "/runs/swtiny.lua"), "fixture tests/lua/runs/swtiny.lua missing")
 
 -- histops in the repository; returns stdout, ok, stderr
 local function histops(args, extra_env)
   local errf = tmp .. "/stderr.txt"
   local out, ok = capture(("cd %s && %s%s %s %s 2>%s"):format(q(repo), henv, extra_env or "", q(exe), args, q(errf)))
-  local f = io.open(errf, "rb")
-  local err = f and f:read("a") or ""
-  if f then f:close() end
-  return out, ok, err
+  return out, ok, T.read(errf) or ""
 end
 
 local function ranking(id)

@@ -5,13 +5,8 @@
 local hs = require "histops"
 local image = hs.image or require "hs.image"
 
--- The case's input image: U8 unless params.dtype says the reference used float input.
-local function input(case)
-  local x = case.t.x
-  if not x then error("case " .. case.name .. " has no tensor 'x'") end
-  if case.params.dtype == "f32" then return x end
-  return x:astype("u8")
-end
+local C = require "hs.ref.lib.case"
+local input, one = C.input, C.one
 
 -- Tolerance for a U8 output from the case notes ("exact" / "within 1 LSB"), default exact.
 local function u8_tol(case)
@@ -23,10 +18,6 @@ end
 local function hed_params_ok(case)
   local s = case.params.stains
   return s == nil or s == "ruifrok_johnston_hed" or s == "hed"
-end
-
-local function one(got, case, tol)
-  return { { name = "out", got = got, want = case.t.out, tol = tol } }
 end
 
 return {

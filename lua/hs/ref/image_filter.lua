@@ -6,12 +6,8 @@
 local hs = require "histops"
 local ip = (hs.image and hs.image.median and hs.image) or hs.imgproc or require "hs.imgproc"
 
-local function input(case)
-  local x = case.t.x
-  if not x then error("case " .. case.name .. " has no tensor 'x'") end
-  if case.params.dtype == "f32" then return x end
-  return x:astype("u8")
-end
+local C = require "hs.ref.lib.case"
+local input, one = C.input, C.one
 
 -- U8 outputs: "within 1 LSB" in the notes allows one grey level, otherwise exact.
 local function u8_tol(case)
@@ -23,10 +19,6 @@ end
 local function out_tol(case)
   if case.params.dtype == "f32" then return "float" end
   return u8_tol(case)
-end
-
-local function one(got, case, tol)
-  return { { name = "out", got = got, want = case.t.out, tol = tol } }
 end
 
 local function border_of(case)

@@ -6,10 +6,7 @@
 local hs = require "histops"
 local graph = require "hs.graph"
 
-local function num(v, default)
-  if type(v) == "number" then return v end
-  return default
-end
+local num = require("hs.ref.lib.case").num
 
 -- Torch dims are 0-based; hs.graph dims are 1-based (negative dims mean the same in both).
 local function lua_dim(d)

@@ -7,10 +7,7 @@ local optim = require "hs.optim"
 
 local function flag(v) return v == true end   -- JSON true; false, null or absent -> false
 
-local function num(v, default)
-  if type(v) == "number" then return v end
-  return default
-end
+local num = require("hs.ref.lib.case").num
 
 -- "sgd" | "adam" and, for Adam, whether the decay is decoupled (AdamW), from the case name
 -- (sgd_*, adam*, adamw*) or, failing that, from the hyper-parameters torch recorded.
