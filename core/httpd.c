@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "jpeg_io.h"
 #include "png_io.h"
 #include "reqlog.h"
 #include "stain.h"
@@ -46,6 +47,7 @@ void hs_httpd_default_opts(hs_httpd_opts *o) {
     o->port = 8080;
     o->max_body = (size_t)16 << 20;
     o->max_images = 16;
+    o->max_pixels = HS_HTTPD_DEFAULT_MAX_PIXELS;
     o->queue_capacity = 64;
     o->max_connections = 128;
     o->idle_timeout_s = 30;
@@ -253,10 +255,30 @@ static void free_images(hs_tensor **imgs, int n) {
     }
 }
 
+// Width x height declared by a PNG (IHDR) or JPEG (SOF) header, 0 when neither can be read (the
+// decoder then reports what is wrong).
+static int64_t declared_pixels(const void *buf, size_t n, const char *label) {
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    const unsigned char *b = buf;
+    if (n >= 24 && memcmp(b, png_sig, 8) == 0 && memcmp(b + 12, "IHDR", 4) == 0) {
+        uint32_t w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+        uint32_t h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+        return (int64_t)w * (int64_t)h;
+    }
+    hs_image_info info;
+    if (n >= 2 && b[0] == 0xff && b[1] == 0xd8 && hs_jpeg_decode_info(&info, buf, n, label) == HS_OK)
+        return info.width * info.height;
+    return 0;
+}
+
 // Decode one image; 16-bit images are scaled to U8 so that everything downstream sees U8.
-static hs_status decode_one(hs_tensor **out, const void *buf, size_t n, const char *label) {
+static hs_status decode_one(hs_tensor **out, const void *buf, size_t n, const char *label, int64_t max_pixels) {
     *out = NULL;
     hs_tensor *img = NULL;
+    int64_t px = declared_pixels(buf, n, label);
+    if (px > max_pixels)
+        return HS_FAIL(HS_ERR_ARG, "%s: an image of %lld pixels exceeds the limit of %lld pixels per image "
+                       "(histops serve --max-pixels)", label, (long long)px, (long long)max_pixels);
     HS_TRY(hs_image_decode(&img, buf, n, label));
     if (img->dtype == HS_DTYPE_U16) {
         hs_tensor *u8 = NULL;
@@ -279,15 +301,22 @@ static hs_status decode_one(hs_tensor **out, const void *buf, size_t n, const ch
 
 hs_status hs_httpd_decode_body(hs_tensor **imgs, char (*names)[128], int *n, int max, const char *content_type,
                                const void *body, size_t len) {
+    return hs_httpd_decode_body_limited(imgs, names, n, max, HS_HTTPD_DEFAULT_MAX_PIXELS, content_type, body, len);
+}
+
+hs_status hs_httpd_decode_body_limited(hs_tensor **imgs, char (*names)[128], int *n, int max, int64_t max_pixels,
+                                       const char *content_type, const void *body, size_t len) {
     *n = 0;
     if (max < 1 || max > HS_HTTPD_MAX_IMAGES)
         return HS_FAIL(HS_ERR_ARG, "max images must be in 1..%d", HS_HTTPD_MAX_IMAGES);
+    if (max_pixels < 1)
+        return HS_FAIL(HS_ERR_ARG, "max pixels must be >= 1, got %lld", (long long)max_pixels);
     const char *ct = content_type ? content_type : "";
     if (media_is(ct, "image/png") || media_is(ct, "image/jpeg") || media_is(ct, "image/jpg") ||
         media_is(ct, "application/octet-stream")) {
         if (len == 0)
             return HS_FAIL(HS_ERR_ARG, "empty request body: expected an image");
-        HS_TRY(decode_one(&imgs[0], body, len, "request body"));
+        HS_TRY(decode_one(&imgs[0], body, len, "request body", max_pixels));
         if (names)
             names[0][0] = 0;
         *n = 1;
@@ -302,6 +331,8 @@ hs_status hs_httpd_decode_body(hs_tensor **imgs, char (*names)[128], int *n, int
     if (!header_param(ct, "boundary", boundary, sizeof boundary) || !boundary[0])
         return HS_FAIL(HS_ERR_FORMAT, "multipart/form-data without a boundary");
     int dl = snprintf(delim, sizeof delim, "--%s", boundary);
+    if (len == 0 || !body)  // the server passes NULL for a request without a body
+        return HS_FAIL(HS_ERR_ARG, "empty request body: expected multipart/form-data parts");
     const char *p = body, *end = (const char *)body + len;
     const char *first = mem_find(p, len, delim, (size_t)dl);
     if (!first)
@@ -360,7 +391,7 @@ hs_status hs_httpd_decode_body(hs_tensor **imgs, char (*names)[128], int *n, int
             }
             char label[160];
             snprintf(label, sizeof label, "part %d%s%.100s", count + 1, filename[0] ? " " : "", filename);
-            hs_status st = decode_one(&imgs[count], data, (size_t)(next - data), label);
+            hs_status st = decode_one(&imgs[count], data, (size_t)(next - data), label, max_pixels);
             if (st != HS_OK) {
                 free_images(imgs, count);
                 return st;
@@ -1076,11 +1107,12 @@ static enum MHD_Result run_job(struct MHD_Connection *c, hs_httpd *s, req *rq, c
                : rq->route == R_SEGMENT ? HS_HTTPD_ROUTE_SEGMENT
                                         : HS_HTTPD_ROUTE_IHC;
     memcpy(j->id, rq->id, sizeof j->id);
-    hs_status st = hs_httpd_decode_body(j->img, j->names, &j->nimg, s->o.max_images, ct, rq->buf, rq->len);
+    hs_status st = hs_httpd_decode_body_limited(j->img, j->names, &j->nimg, s->o.max_images, s->o.max_pixels, ct,
+                                                rq->buf, rq->len);
     if (st != HS_OK) {
         job_free(j);
         int code = st == HS_ERR_UNSUPPORTED ? 415 : st == HS_ERR_NOMEM ? 500 : 400;
-        if (st == HS_ERR_ARG && strstr(hs_last_error()->msg, "too many"))
+        if (st == HS_ERR_ARG && (strstr(hs_last_error()->msg, "too many") || strstr(hs_last_error()->msg, "exceeds the limit")))
             code = 413;
         return send_error(c, s, rq, method, code, hs_last_error()->msg, rq->len);
     }
@@ -1351,9 +1383,11 @@ hs_status hs_httpd_start(hs_httpd **out, const hs_httpd_opts *o) {
     if (o->port < 0 || o->port > 65535)
         return HS_FAIL(HS_ERR_ARG, "httpd: port %d out of range", o->port);
     if (o->max_images < 1 || o->max_images > HS_HTTPD_MAX_IMAGES || o->queue_capacity < 1 ||
-        o->max_connections < 1 || o->max_body < 1 || o->request_timeout_ms < 1 || o->idle_timeout_s < 1)
-        return HS_FAIL(HS_ERR_ARG, "httpd: max_images (1..%d), queue_capacity, max_connections, max_body and "
-                                   "timeouts must be positive", HS_HTTPD_MAX_IMAGES);
+        o->max_connections < 1 || o->max_body < 1 || o->request_timeout_ms < 1 || o->idle_timeout_s < 1 ||
+        o->max_pixels < 1 || o->max_pixels > HS_IMAGE_MAX_PIXELS)
+        return HS_FAIL(HS_ERR_ARG, "httpd: max_images (1..%d), max_pixels (1..%lld), queue_capacity, max_connections, "
+                                   "max_body and timeouts must be positive", HS_HTTPD_MAX_IMAGES,
+                       (long long)HS_IMAGE_MAX_PIXELS);
     const char *host = o->host && o->host[0] ? o->host : "127.0.0.1";
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;

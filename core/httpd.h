@@ -28,6 +28,7 @@
 #include "tensor.h"
 
 #define HS_HTTPD_MAX_IMAGES 64   // hard ceiling on images per request
+#define HS_HTTPD_DEFAULT_MAX_PIXELS ((int64_t)1 << 25)  // per image: 33.5 MP, e.g. 5792x5792
 #define HS_HTTPD_MAX_PARAMS 8    // query parameters kept per job
 
 typedef struct hs_httpd hs_httpd;
@@ -40,6 +41,8 @@ typedef struct {
     int port;                    // 0: an ephemeral port (see hs_httpd_port)
     size_t max_body;             // bytes per request body, default 16 MiB
     int max_images;              // per request, 1..HS_HTTPD_MAX_IMAGES, default 16
+    int64_t max_pixels;          // per image (from its header, before decoding: 413 above it),
+                                 // default HS_HTTPD_DEFAULT_MAX_PIXELS
     int queue_capacity;          // jobs waiting for the runner, default 64
     int max_connections;         // concurrent connections (= threads), default 128
     int idle_timeout_s;          // idle keep-alive connections are closed after this, default 30
@@ -116,8 +119,13 @@ hs_status hs_httpd_job_respond(hs_httpd_job *j, int status, const char *content_
 // receive multipart filenames (up to 127 bytes, "" when absent). HS_ERR_UNSUPPORTED: content
 // type not accepted; HS_ERR_FORMAT: malformed multipart or undecodable image; HS_ERR_ARG: no
 // image or more than max.
+// Images whose header declares more than HS_HTTPD_DEFAULT_MAX_PIXELS pixels are refused before
+// anything is allocated for them (HS_ERR_ARG "... exceeds the limit ..."): a few kilobytes of
+// compressed zeros can otherwise declare gigabytes. _limited takes the limit (>= 1).
 hs_status hs_httpd_decode_body(hs_tensor **imgs, char (*names)[128], int *n, int max, const char *content_type,
                                const void *body, size_t len);
+hs_status hs_httpd_decode_body_limited(hs_tensor **imgs, char (*names)[128], int *n, int max, int64_t max_pixels,
+                                       const char *content_type, const void *body, size_t len);
 hs_status hs_httpd_input_stats_compute(hs_httpd_input_stats *st, const hs_tensor *img);
 
 // ---- client side (tests and load generation; plain blocking sockets) ----

@@ -3,7 +3,7 @@
 // serving loop, per-image input statistics, and a small HTTP client / load generator for tests
 // and `histops loadtest`. No model code: the loop in lua/hs/cmd/serve.lua runs the model.
 //   hs.serve.available() -> bool (built with libmicrohttpd)
-//   hs.serve.start{host=, port=, max_body=, max_images=, queue=, max_connections=, idle_timeout=,
+//   hs.serve.start{host=, port=, max_body=, max_images=, max_pixels=, queue=, max_connections=, idle_timeout=,
 //                  request_timeout=, log=, log_max_bytes=, log_keep=} -> server | nil, msg
 //   server:port()  server:set_model(name, version, models_json)  server:drain()
 //   server:pending()  server:pop(max, wait_ms, window_ms) -> {job, ...}  server:stop()
@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "httpd.h"
 #include "l_common.h"
+#include "png_io.h"
 
 #define SERVER_MT "hs.serve.server"
 #define JOB_MT "hs.serve.job"
@@ -45,26 +46,6 @@ static hs_httpd_job *check_job(lua_State *L, int idx) {
     return b->j;
 }
 
-static lua_Integer opt_field_int(lua_State *L, int t, const char *k, lua_Integer def, lua_Integer lo, lua_Integer hi) {
-    lua_getfield(L, t, k);
-    lua_Integer v = def;
-    if (!lua_isnil(L, -1)) {
-        int ok;
-        v = lua_tointegerx(L, -1, &ok);
-        if (!ok || v < lo || v > hi)
-            luaL_error(L, "bad option '%s' (integer in %I..%I expected)", k, lo, hi);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static const char *opt_field_str(lua_State *L, int t, const char *k, const char *def) {
-    lua_getfield(L, t, k);
-    const char *v = lua_isnil(L, -1) ? def : luaL_checkstring(L, -1);
-    lua_pop(L, 1);  // the string stays alive: it is referenced from the options table
-    return v;
-}
-
 static int l_available(lua_State *L) {
     lua_pushboolean(L, hs_httpd_available());
     return 1;
@@ -74,17 +55,18 @@ static int l_start(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     hs_httpd_opts o;
     hs_httpd_default_opts(&o);
-    o.host = opt_field_str(L, 1, "host", o.host);
-    o.port = (int)opt_field_int(L, 1, "port", o.port, 0, 65535);
-    o.max_body = (size_t)opt_field_int(L, 1, "max_body", (lua_Integer)o.max_body, 1, (lua_Integer)1 << 40);
-    o.max_images = (int)opt_field_int(L, 1, "max_images", o.max_images, 1, HS_HTTPD_MAX_IMAGES);
-    o.queue_capacity = (int)opt_field_int(L, 1, "queue", o.queue_capacity, 1, 1 << 20);
-    o.max_connections = (int)opt_field_int(L, 1, "max_connections", o.max_connections, 1, 1 << 16);
-    o.idle_timeout_s = (int)opt_field_int(L, 1, "idle_timeout", o.idle_timeout_s, 1, 1 << 20);
-    o.request_timeout_ms = (int)opt_field_int(L, 1, "request_timeout", o.request_timeout_ms, 1, 1 << 30);
-    o.log_path = opt_field_str(L, 1, "log", NULL);
-    o.log_max_bytes = (uint64_t)opt_field_int(L, 1, "log_max_bytes", (lua_Integer)o.log_max_bytes, 0, (lua_Integer)1 << 50);
-    o.log_keep = (int)opt_field_int(L, 1, "log_keep", o.log_keep, 0, 99);
+    o.host = lhs_optstring(L, 1, "host", o.host);
+    o.port = (int)lhs_optinteger_range(L, 1, "port", o.port, 0, 65535);
+    o.max_body = (size_t)lhs_optinteger_range(L, 1, "max_body", (lua_Integer)o.max_body, 1, (lua_Integer)1 << 40);
+    o.max_images = (int)lhs_optinteger_range(L, 1, "max_images", o.max_images, 1, HS_HTTPD_MAX_IMAGES);
+    o.max_pixels = (int64_t)lhs_optinteger_range(L, 1, "max_pixels", o.max_pixels, 1, HS_IMAGE_MAX_PIXELS);
+    o.queue_capacity = (int)lhs_optinteger_range(L, 1, "queue", o.queue_capacity, 1, 1 << 20);
+    o.max_connections = (int)lhs_optinteger_range(L, 1, "max_connections", o.max_connections, 1, 1 << 16);
+    o.idle_timeout_s = (int)lhs_optinteger_range(L, 1, "idle_timeout", o.idle_timeout_s, 1, 1 << 20);
+    o.request_timeout_ms = (int)lhs_optinteger_range(L, 1, "request_timeout", o.request_timeout_ms, 1, 1 << 30);
+    o.log_path = lhs_optstring(L, 1, "log", NULL);
+    o.log_max_bytes = (uint64_t)lhs_optinteger_range(L, 1, "log_max_bytes", (lua_Integer)o.log_max_bytes, 0, (lua_Integer)1 << 50);
+    o.log_keep = (int)lhs_optinteger_range(L, 1, "log_keep", o.log_keep, 0, 99);
     server_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->s = NULL;
     luaL_setmetatable(L, SERVER_MT);
@@ -410,11 +392,11 @@ static int l_signal(lua_State *L) {
 
 static int l_fetch(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    const char *host = opt_field_str(L, 1, "host", "127.0.0.1");
-    int port = (int)opt_field_int(L, 1, "port", 8080, 1, 65535);
-    const char *method = opt_field_str(L, 1, "method", "GET");
-    const char *path = opt_field_str(L, 1, "path", "/");
-    int timeout = (int)opt_field_int(L, 1, "timeout", 30000, 1, 1 << 30);
+    const char *host = lhs_optstring(L, 1, "host", "127.0.0.1");
+    int port = (int)lhs_optinteger_range(L, 1, "port", 8080, 1, 65535);
+    const char *method = lhs_optstring(L, 1, "method", "GET");
+    const char *path = lhs_optstring(L, 1, "path", "/");
+    int timeout = (int)lhs_optinteger_range(L, 1, "timeout", 30000, 1, 1 << 30);
     size_t n = 0;
     const char *body = "";
     lua_getfield(L, 1, "body");
@@ -458,13 +440,13 @@ static int l_fetch(lua_State *L) {
 
 static int l_loadtest(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    const char *host = opt_field_str(L, 1, "host", "127.0.0.1");
-    int port = (int)opt_field_int(L, 1, "port", 8080, 1, 65535);
-    const char *path = opt_field_str(L, 1, "path", "/v1/predict");
-    const char *ct = opt_field_str(L, 1, "content_type", "image/png");
-    int conns = (int)opt_field_int(L, 1, "connections", 4, 1, 1024);
-    lua_Integer reqs = opt_field_int(L, 1, "requests", 100, 1, 10000000);
-    int timeout = (int)opt_field_int(L, 1, "timeout", 30000, 1, 1 << 30);
+    const char *host = lhs_optstring(L, 1, "host", "127.0.0.1");
+    int port = (int)lhs_optinteger_range(L, 1, "port", 8080, 1, 65535);
+    const char *path = lhs_optstring(L, 1, "path", "/v1/predict");
+    const char *ct = lhs_optstring(L, 1, "content_type", "image/png");
+    int conns = (int)lhs_optinteger_range(L, 1, "connections", 4, 1, 1024);
+    lua_Integer reqs = lhs_optinteger_range(L, 1, "requests", 100, 1, 10000000);
+    int timeout = (int)lhs_optinteger_range(L, 1, "timeout", 30000, 1, 1 << 30);
     lua_getfield(L, 1, "body");
     size_t n;
     const char *body = luaL_checklstring(L, -1, &n);
@@ -517,26 +499,29 @@ static int l_server_tostring(lua_State *L) {
     return 1;
 }
 
+// Metatable `name`: methods in __index, `release` as both __gc and __close, then __tostring when
+// given. Leaves the stack as it was.
+static void new_metatable(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction release,
+                          lua_CFunction tostring) {
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, release);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, release);
+    lua_setfield(L, -2, "__close");
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}
+
 int luaopen_hs_serve(lua_State *L);
 int luaopen_hs_serve(lua_State *L) {
-    luaL_newmetatable(L, SERVER_MT);
-    luaL_newlib(L, server_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_server_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_server_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_server_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, JOB_MT);
-    luaL_newlib(L, job_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_job_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_job_release);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+    new_metatable(L, SERVER_MT, server_methods, l_server_release, l_server_tostring);
+    new_metatable(L, JOB_MT, job_methods, l_job_release, NULL);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -5,7 +5,7 @@ local readme = assert(arg[1], "usage: histops tests/readme_examples.lua README.m
 local f = assert(io.open(readme))
 local text = f:read("a")
 f:close()
-local exe = arg[-1] or "build/histops"
+local exe = require("histops").sys.exe()   -- the binary under test (build/, build-asan/, ...)
 local n, failed = 0, 0
 for block in text:gmatch("```lua\n(.-)```") do
   n = n + 1
@@ -13,7 +13,7 @@ for block in text:gmatch("```lua\n(.-)```") do
   local out = assert(io.open(tmp, "w"))
   out:write(block)
   out:close()
-  local p = io.popen(("build/histops %s 2>&1; echo \"exit=$?\""):format(tmp))
+  local p = io.popen(("'%s' %s 2>&1; echo \"exit=$?\""):format(exe, tmp))
   local output = p:read("a")
   p:close()
   os.remove(tmp)

@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "hs_test.h"
 #include "httpd.h"
+#include "jpeg_io.h"
 #include "metrics.h"
 #include "png_io.h"
 #include "reqlog.h"
@@ -206,6 +207,40 @@ static void test_decode_body_accepts_png_and_rejects_other_content_types(void **
     hs_free(png);
 }
 
+// A few kilobytes of compressed zeros can declare gigabytes of pixels: the server refuses an image
+// whose header is over its per-image pixel limit before decoding it (PNG IHDR, JPEG SOF).
+static void test_decode_body_refuses_images_over_the_pixel_limit_before_decoding(void **state) {
+    (void)state;
+    size_t n, nj;
+    void *png = png_bytes(&n, 8, 6, 10);   // 48 pixels
+    hs_tensor *imgs[4], *t = test_image(8, 6, 10);
+    void *jpg = NULL;
+    assert_int_equal(hs_jpeg_encode(&jpg, &nj, t, 90), HS_OK);
+    hs_tensor_free(t);
+    int k = -1;
+    assert_int_equal(hs_httpd_decode_body_limited(imgs, NULL, &k, 4, 47, "image/png", png, n), HS_ERR_ARG);
+    assert_non_null(strstr(hs_last_error()->msg, "48 pixels exceeds the limit of 47"));
+    assert_int_equal(k, 0);
+    assert_int_equal(hs_httpd_decode_body_limited(imgs, NULL, &k, 4, 47, "image/jpeg", jpg, nj), HS_ERR_ARG);
+    assert_non_null(strstr(hs_last_error()->msg, "exceeds the limit"));
+    assert_int_equal(hs_httpd_decode_body_limited(imgs, NULL, &k, 4, 48, "image/png", png, n), HS_OK);
+    assert_int_equal(k, 1);
+    hs_tensor_free(imgs[0]);
+    assert_int_equal(hs_httpd_decode_body_limited(imgs, NULL, &k, 4, 48, "image/jpeg", jpg, nj), HS_OK);
+    hs_tensor_free(imgs[0]);
+    // a PNG header claiming 100000 x 100000 pixels (its CRC need not even be right)
+    unsigned char *big = hs_alloc(n);
+    memcpy(big, png, n);
+    const unsigned char dim[4] = {0x00, 0x01, 0x86, 0xa0};   // 100000, big-endian
+    memcpy(big + 16, dim, 4);
+    memcpy(big + 20, dim, 4);
+    assert_int_equal(hs_httpd_decode_body(imgs, NULL, &k, 4, "image/png", big, n), HS_ERR_ARG);
+    assert_non_null(strstr(hs_last_error()->msg, "10000000000 pixels exceeds the limit"));
+    hs_free(big);
+    hs_free(jpg);
+    hs_free(png);
+}
+
 static size_t build_multipart(char *out, size_t cap, const char *boundary, void **parts, size_t *sizes, int n) {
     size_t len = 0;
     for (int i = 0; i < n; i++) {
@@ -299,6 +334,25 @@ static void *call_thread(void *arg) {
     snprintf(headers, sizeof headers, "Content-Type: %s\r\n", c->ctype);
     c->st = hs_httpd_fetch(&c->r, "127.0.0.1", c->port, "POST", c->path, headers, c->body, c->n, 10000);
     return NULL;
+}
+
+// Start n concurrent POSTs of the PNG body to /v1/predict on port, one thread each (c[i], th[i]);
+// the caller joins them.
+static void start_predict_calls(call_ctx *c, pthread_t *th, int n, int port, const void *png, size_t npng) {
+    for (int i = 0; i < n; i++) {
+        c[i] = (call_ctx){port, "/v1/predict", "image/png", png, npng, {0}, HS_OK};
+        pthread_create(&th[i], NULL, call_thread, &c[i]);
+    }
+}
+
+// The one job a single waiting request makes, popped as soon as it is queued (up to ~5 s).
+static hs_httpd_job *pop_one_job(hs_httpd *s) {
+    hs_httpd_job *jobs[1];
+    int k = 0;
+    for (int tries = 0; k == 0 && tries < 50; tries++)
+        assert_int_equal(hs_httpd_pop(s, jobs, 1, &k, 100, 0), HS_OK);
+    assert_int_equal(k, 1);
+    return jobs[0];
 }
 
 static hs_httpd *start(int queue, int timeout_ms, const char *log) {
@@ -396,10 +450,7 @@ static void test_server_job_round_trip_batches_concurrent_requests(void **state)
     void *png = png_bytes(&n, 6, 7, 90);
     call_ctx c[3];
     pthread_t th[3];
-    for (int i = 0; i < 3; i++) {
-        c[i] = (call_ctx){hs_httpd_port(s), "/v1/predict", "image/png", png, n, {0}, HS_OK};
-        pthread_create(&th[i], NULL, call_thread, &c[i]);
-    }
+    start_predict_calls(c, th, 3, hs_httpd_port(s), png, n);
     // collect all three (a batch may span several pops)
     int got = 0;
     for (int tries = 0; got < 3 && tries < 100; tries++) {
@@ -442,10 +493,7 @@ static void test_server_full_queue_answers_503_and_unanswered_jobs_time_out_504(
     void *png = png_bytes(&n, 5, 5, 10);
     call_ctx c[4];
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) {
-        c[i] = (call_ctx){hs_httpd_port(s), "/v1/predict", "image/png", png, n, {0}, HS_OK};
-        pthread_create(&th[i], NULL, call_thread, &c[i]);
-    }
+    start_predict_calls(c, th, 4, hs_httpd_port(s), png, n);
     int n503 = 0, n504 = 0;
     for (int i = 0; i < 4; i++) {
         pthread_join(th[i], NULL);
@@ -473,14 +521,10 @@ static void test_server_drain_refuses_new_work_but_answers_held_jobs(void **stat
     assert_int_equal(hs_httpd_set_model(s, "m", "v1", "{}"), HS_OK);
     size_t n;
     void *png = png_bytes(&n, 5, 5, 10);
-    call_ctx c = {hs_httpd_port(s), "/v1/predict", "image/png", png, n, {0}, HS_OK};
+    call_ctx c;
     pthread_t th;
-    pthread_create(&th, NULL, call_thread, &c);
-    hs_httpd_job *jobs[1];
-    int k = 0;
-    for (int tries = 0; k == 0 && tries < 50; tries++)
-        assert_int_equal(hs_httpd_pop(s, jobs, 1, &k, 100, 0), HS_OK);
-    assert_int_equal(k, 1);
+    start_predict_calls(&c, &th, 1, hs_httpd_port(s), png, n);
+    hs_httpd_job *job = pop_one_job(s);
     hs_httpd_drain(s);
     assert_int_equal(hs_httpd_pending(s), 1);
     hs_httpd_response r;
@@ -491,7 +535,7 @@ static void test_server_drain_refuses_new_work_but_answers_held_jobs(void **stat
     call_thread(&c2);
     assert_int_equal(c2.r.status, 503);
     hs_httpd_response_free(&c2.r);
-    assert_int_equal(hs_httpd_job_respond(jobs[0], 200, "application/json", "{}", 2, "", ""), HS_OK);
+    assert_int_equal(hs_httpd_job_respond(job, 200, "application/json", "{}", 2, "", ""), HS_OK);
     pthread_join(th, NULL);
     assert_int_equal(c.r.status, 200);
     hs_httpd_response_free(&c.r);
@@ -507,19 +551,15 @@ static void test_server_stop_with_a_held_job_frees_everything_after_its_answer(v
     hs_httpd *s = start(4, 5000, NULL);
     size_t n;
     void *png = png_bytes(&n, 5, 5, 10);
-    call_ctx c = {hs_httpd_port(s), "/v1/predict", "image/png", png, n, {0}, HS_OK};
+    call_ctx c;
     pthread_t th;
-    pthread_create(&th, NULL, call_thread, &c);
-    hs_httpd_job *jobs[1];
-    int k = 0;
-    for (int tries = 0; k == 0 && tries < 50; tries++)
-        assert_int_equal(hs_httpd_pop(s, jobs, 1, &k, 100, 0), HS_OK);
-    assert_int_equal(k, 1);
+    start_predict_calls(&c, &th, 1, hs_httpd_port(s), png, n);
+    hs_httpd_job *job = pop_one_job(s);
     hs_httpd_stop(s);  // the waiting client gets 503; the job stays valid
     pthread_join(th, NULL);
     assert_int_equal(c.r.status, 503);
     hs_httpd_response_free(&c.r);
-    assert_int_equal(hs_httpd_job_respond(jobs[0], 200, "application/json", "{}", 2, "", ""), HS_OK);  // discarded
+    assert_int_equal(hs_httpd_job_respond(job, 200, "application/json", "{}", 2, "", ""), HS_OK);  // discarded
     hs_free(png);
 }
 
@@ -531,6 +571,7 @@ int main(void) {
         cmocka_unit_test(test_metrics_counters_are_exact_under_concurrent_updates),
         cmocka_unit_test(test_reqlog_rotates_by_size_and_keeps_n_files),
         cmocka_unit_test(test_decode_body_accepts_png_and_rejects_other_content_types),
+        cmocka_unit_test(test_decode_body_refuses_images_over_the_pixel_limit_before_decoding),
         cmocka_unit_test(test_decode_body_splits_multipart_and_enforces_the_image_limit),
         cmocka_unit_test(test_input_stats_match_a_hand_computed_gray_image),
         cmocka_unit_test(test_server_answers_health_routes_and_4xx_with_json_errors),

@@ -5,7 +5,7 @@
 # SIGTERM). Any memcheck error or definite leak fails (exit 99 from valgrind, 1 from here).
 # Builds nothing: give it a binary built without sanitizers and without -march=native (valgrind
 # cannot run AddressSanitizer binaries, and knows no AVX-512), e.g.
-#   cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-valgrind -j2 --target histops
+#   cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHS_NATIVE=OFF && cmake --build build-valgrind -j2 --target histops
 #   tests/valgrind.sh build-valgrind/histops            (about 3-5 minutes on 2 cores)
 # Third-party noise is suppressed by tests/valgrind.supp (each entry justified there).
 set -uo pipefail

@@ -40,6 +40,9 @@ step("from_chw", { { "scale", "number", default = 255 }, { "dtype", "string", de
 for _, n in ipairs { "rgb2gray", "gray2rgb", "rgb2hsv", "hsv2rgb", "rgb2lab", "lab2rgb", "rgb2hed", "hed2rgb" } do
   step(n, {}, function(x) return img()[n](x) end, "colour conversion (scikit-image conventions)")
 end
+step("rgb2hsv", { { "dtype", "string", default = "f32", one_of = { "f32", "u8" } } },
+  function(x, p) return img().rgb2hsv(x, p.dtype == "u8" and { dtype = "u8" } or nil) end,
+  "f32: scikit-image's HSV in [0,1]; u8 (u8 input): OpenCV's 8-bit HSV (H = degrees/2)")
 step("deconvolve", { { "stains", "any", default = "hed" } }, function(x, p) return img().deconvolve(x, p.stains) end,
   "stain densities for a named matrix or stain vectors")
 step("combine", { { "stains", "any", default = "hed" } }, function(x, p) return img().combine(x, p.stains) end,

@@ -22,6 +22,7 @@ usage: histops serve --model SPEC [options]
   --queue N             queued requests before 503 (default 64)
   --max-body BYTES      request body limit, suffixes k/m (default 16m)
   --max-images N        images per multipart request (default 16)
+  --max-pixels N        pixels per image, from its header before decoding (413 above; default 33554432)
   --timeout S           seconds a request waits for the model before 504 (default 30)
   --log FILE|none       JSON-lines request log (default requests.jsonl)
   --log-max-bytes B     rotate the log at this size, suffixes k/m (default 10m)
@@ -42,10 +43,10 @@ end
 
 local function parse(args)
   local o = { host = "127.0.0.1", port = 8080, batch = 32, window = 2, queue = 64, max_body = 16 * 2 ^ 20,
-    max_images = 16, timeout = 30, simulate_latency = 0, log = "requests.jsonl", log_max_bytes = 10 * 2 ^ 20, log_keep = 5, poll = 5,
+    max_images = 16, max_pixels = 1 << 25, timeout = 30, simulate_latency = 0, log = "requests.jsonl", log_max_bytes = 10 * 2 ^ 20, log_keep = 5, poll = 5,
     drain_timeout = 30 }
   local ints = { ["--port"] = "port", ["--threads"] = "threads", ["--batch"] = "batch", ["--window"] = "window",
-    ["--queue"] = "queue", ["--max-images"] = "max_images", ["--log-keep"] = "log_keep",
+    ["--queue"] = "queue", ["--max-images"] = "max_images", ["--max-pixels"] = "max_pixels", ["--log-keep"] = "log_keep",
     ["--simulate-latency"] = "simulate_latency" }
   local nums = { ["--timeout"] = "timeout", ["--poll"] = "poll", ["--drain-timeout"] = "drain_timeout" }
   local sizes = { ["--max-body"] = "max_body", ["--log-max-bytes"] = "log_max_bytes" }
@@ -236,6 +237,7 @@ function M.run(args)
   local engine, lerr = engine_mod.load(o.model)
   if not engine then io.stderr:write("histops serve: ", tostring(lerr), "\n"); return 1 end
   local srv, serr = hs.serve.start { host = o.host, port = o.port, max_body = o.max_body, max_images = o.max_images,
+    max_pixels = o.max_pixels,
     queue = o.queue, request_timeout = math.floor(o.timeout * 1000), log = o.log ~= "none" and o.log or nil,
     log_max_bytes = o.log_max_bytes, log_keep = o.log_keep, max_connections = math.max(2 * o.queue, 16) }
   if not srv then io.stderr:write("histops serve: ", tostring(serr), "\n"); return 1 end
