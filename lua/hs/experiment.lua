@@ -477,27 +477,27 @@ function run_inner(cfg, opts, state)
     model:eval()
     dp:sync_buffers(model)   -- BN running statistics averaged over ranks; rank 0 validates and writes
     if dp.rank == 0 then
-    local rec = { epoch = epoch, train_loss = train_loss, lr = opt:get_lr(), images_per_s = ips, time = now() }
-    if seg then
-      local r = M.eval_segmentation(model, cfg, cval)
-      rec.dice, rec.iou, rec.pixel_accuracy = r.overall.dice, r.overall.iou, r.overall.pixel_accuracy
-    else
-      local yt, yp = M.predict_cache(model, cfg, cval, math.min(B, cval.n))
-      local r = metrics.classification(yt, yp, k)
-      rec.accuracy, rec.macro_f1, rec.balanced_accuracy = r.accuracy, r.macro_f1, r.balanced_accuracy
+      local rec = { epoch = epoch, train_loss = train_loss, lr = opt:get_lr(), images_per_s = ips, time = now() }
+      if seg then
+        local r = M.eval_segmentation(model, cfg, cval)
+        rec.dice, rec.iou, rec.pixel_accuracy = r.overall.dice, r.overall.iou, r.overall.pixel_accuracy
+      else
+        local yt, yp = M.predict_cache(model, cfg, cval, math.min(B, cval.n))
+        local r = metrics.classification(yt, yp, k)
+        rec.accuracy, rec.macro_f1, rec.balanced_accuracy = r.accuracy, r.macro_f1, r.balanced_accuracy
+      end
+      run.history[#run.history + 1] = rec
+      log(run, "epoch %d/%d  train_loss %.4f  val %s %.4f  (%.0f img/s, lr %.2g)", epoch, cfg.train.epochs, train_loss,
+        monitor, rec[monitor] or 0 / 0, ips, rec.lr)
+      local v = rec[monitor]
+      if v and v > best then
+        best, best_epoch = v, epoch
+        model_io.save(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
+      end
+      checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor },
+        { graph_steps = step.steps, total_steps = total_steps })
+      if state.rec then pcall(state.rec.progress, state.rec, run.history) end
     end
-    run.history[#run.history + 1] = rec
-    log(run, "epoch %d/%d  train_loss %.4f  val %s %.4f  (%.0f img/s, lr %.2g)", epoch, cfg.train.epochs, train_loss,
-      monitor, rec[monitor] or 0 / 0, ips, rec.lr)
-    local v = rec[monitor]
-    if v and v > best then
-      best, best_epoch = v, epoch
-      model_io.save(run.dir .. "/best.safetensors", model, { kind = "best", epoch = tostring(epoch) })
-    end
-    checkpoint(run, model, opt, epoch, { value = best, epoch = best_epoch, metric = monitor },
-      { graph_steps = step.steps, total_steps = total_steps })
-    if state.rec then pcall(state.rec.progress, state.rec, run.history) end
-    end   -- rank 0
     best_epoch = dp:bcast_number(best_epoch)   -- rank 0's early-stopping state
     if max_steps > 0 and total_steps >= max_steps then break end
     if patience and patience > 0 and epoch - best_epoch >= patience then
