@@ -259,16 +259,16 @@ static void free_images(hs_tensor **imgs, int n) {
 // decoder then reports what is wrong). PNG sizes are 32-bit, so the product is taken in 64-bit
 // unsigned (exact) and saturated (tests/fuzz/regress/httpd/png_ihdr_product_overflows_int64).
 static int64_t declared_pixels(const void *buf, size_t n, const char *label) {
-    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     const unsigned char *b = buf;
-    if (n >= 24 && memcmp(b, png_sig, 8) == 0 && memcmp(b + 12, "IHDR", 4) == 0) {
+    hs_image_format fmt = hs_image_sniff(buf, n);   // the decoder's own dispatch
+    if (fmt == HS_IMAGE_FORMAT_PNG && n >= 24 && memcmp(b + 12, "IHDR", 4) == 0) {
         uint32_t w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
         uint32_t h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
         uint64_t px = (uint64_t)w * h;
         return px > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)px;
     }
     hs_image_info info;
-    if (n >= 2 && b[0] == 0xff && b[1] == 0xd8 && hs_jpeg_decode_info(&info, buf, n, label) == HS_OK)
+    if (fmt == HS_IMAGE_FORMAT_JPEG && hs_jpeg_decode_info(&info, buf, n, label) == HS_OK)
         return info.width * info.height;
     return 0;
 }
