@@ -56,7 +56,7 @@ typedef struct {
     int64_t tb, nitems;
     int dwt;      // lanes: dW partials stored transposed, (K, Coutg) per group (see lane_dw_gemm)
     int c3;       // direct 3x3 stride-1 kernels (conv3x3.c) on tiles of c3_nb images x c3_rows rows
-    int c3_dw;    // direct path also for dW (else dW by im2col + sgemm, dx and forward direct)
+    int c3_dw;    // dW: C3_DW_GEMM (im2col + sgemm), C3_DW_CH or C3_DW_PX (conv3x3.h's two kernels)
     int64_t c3_nb, c3_nblk, c3_rows, c3_rows_dx, c3_items;
 } geom;
 
@@ -276,16 +276,20 @@ static void channel_sums(float *dbias, const float *dout, int64_t N, int64_t C, 
 
 // Direct 3x3 path (conv3x3.c): chosen for 3x3, stride 1, no dilation, one group, padding <= 2 and
 // channel counts up to C3_MAX_CH, where im2col + sgemm spends most of its time packing (measured
-// per layer shape of the reference CNN and U-Net, 1 thread: forward 1.3-2.5x faster at 16 to 128
-// pixels per row, dx likewise; dW only at 32+ pixels per row and up to 128 channels; at 8 pixels
-// per row half of every vector would be wasted, so those stay on sgemm). Work items are tiles of
-// c3_nb whole images or of c3_rows output rows of one image, aiming at C3_TARGET_VECS output
-// vectors of 16 pixels each, with at least 2 LANES items when the shape allows (batch-1 latency).
+// per layer shape of the reference CNN and U-Net, 2 threads: forward and dx 1.3-2.5x faster at 8
+// to 128 pixels per row). dW: vectorised over output channels (C3_DW_CH) from 16 input channels
+// up, 1.2-1.7x im2col + sgemm at 16 to 32 pixels per row and on par at 8; with fewer input
+// channels the transposed dout does not pay, and rows of 32+ pixels use the pixel-vectorised
+// kernel (C3_DW_PX, 2x sgemm on the 3-channel first layers), narrower ones sgemm. Work items are
+// tiles of c3_nb whole images or of c3_rows output rows of one image, aiming at C3_TARGET_VECS
+// output vectors of 16 pixels each, with at least 2 LANES items when the shape allows (batch-1
+// latency).
 #define C3_MAX_CH 256      // forward and dx: channel counts up to this
 #define C3_MIN_WO 16       // and output rows of at least one full vector (or 4 / 8 wide, dense)
-#define C3_DW_MAX_CH 128   // dW: direct up to this many channels on rows of 32 pixels or more
-#define C3_DW_MIN_WO 32
+#define C3_DW_CH_MIN_C 16  // dW vectorised over output channels from this many input channels
+#define C3_DW_PX_MIN_WO 32 // else over pixels on rows this wide, else im2col + sgemm
 #define C3_TARGET_VECS 128
+enum { C3_DW_GEMM, C3_DW_CH, C3_DW_PX };
 
 static int c3_enabled = 1;
 
@@ -300,7 +304,7 @@ static void choose_c3(geom *g, hs_conv2d_params p) {
             p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && g->G == 1 && p.pad_h <= 2 && p.pad_w <= 2 &&
             g->C <= C3_MAX_CH && g->Cout <= C3_MAX_CH &&
             (g->Wo >= C3_MIN_WO || (g->Wo >= 4 && hs_conv3x3_dense(g->W, g->Wo, p.pad_w)));
-    g->c3_dw = g->Wo >= C3_DW_MIN_WO && g->C <= C3_DW_MAX_CH && g->Cout <= C3_DW_MAX_CH;
+    g->c3_dw = g->C >= C3_DW_CH_MIN_C ? C3_DW_CH : g->Wo >= C3_DW_PX_MIN_WO ? C3_DW_PX : C3_DW_GEMM;
     if (!g->c3)
         return;
     int64_t img_vecs = g->Wo >= 16 ? g->Ho * ((g->Wo + 15) / 16) : (g->Ho * g->Wo + 15) / 16, want = 2 * LANES;
@@ -323,12 +327,25 @@ static void choose_c3(geom *g, hs_conv2d_params p) {
     g->c3_items = (g->N + g->c3_nb - 1) / g->c3_nb * g->c3_nblk;
 }
 
-// Per-lane floats of the direct path: a packed tile (x for the forward and dW, dout for dx) and
-// the lane's dW partial (Cout, C, 3, 3); the flipped weights for dx come first, once.
+// Per-lane floats of the direct path: a packed tile (x for the forward and dW, dout for dx), the
+// dW's transposed dout chunk and the lane's transposed dW partial (C, 9, ldco); the packed
+// weights (flipped for dx) come first, once.
+static int64_t c3_dw_chunk_floats(const geom *g) {
+    int64_t px = g->Wo > HS_CONV3X3_DW_CHUNK ? g->Wo : HS_CONV3X3_DW_CHUNK;
+    return g->c3_dw == C3_DW_CH ? px * hs_conv3x3_dw_ldco(g->Cout) : 0;
+}
+
+static int64_t c3_dw_partial_floats(const geom *g) {   // C3_DW_CH: (C, 9, ldco); C3_DW_PX: (Cout, C, 9)
+    return g->c3_dw == C3_DW_CH ? g->C * 9 * hs_conv3x3_dw_ldco(g->Cout) : g->c3_dw == C3_DW_PX ? g->Cout * g->C * 9 : 0;
+}
+
 static size_t c3_lane_floats(const geom *g) {
     int64_t a = hs_conv3x3_tile_floats(g->C, g->c3_nb, g->c3_rows, g->W, g->Wo, g->im.pw);
     int64_t b = hs_conv3x3_tile_floats(g->Cout, g->c3_nb, g->c3_rows_dx, g->Wo, g->W, 2 - g->im.pw);
-    return (size_t)(a > b ? a : b) + (size_t)(g->Cout * g->C * 9);
+    int64_t c = hs_conv3x3_tile_floats_padded(g->C, g->c3_nb, g->c3_rows, g->Wo);
+    int64_t m = a > b ? a : b;
+    m = m > c ? m : c;
+    return (size_t)m + (size_t)c3_dw_chunk_floats(g) + (size_t)c3_dw_partial_floats(g);
 }
 
 static size_t c3_ws(const geom *g) {
@@ -429,7 +446,7 @@ static size_t conv_ws(const geom *g) {
     if (g->c3) {
         geom h = *g;   // the im2col + sgemm dW of shapes whose dW is not direct
         h.c3 = 0;
-        size_t a = c3_ws(g), b = g->c3_dw ? 0 : conv_ws(&h);
+        size_t a = c3_ws(g), b = g->c3_dw != C3_DW_GEMM ? 0 : conv_ws(&h);
         return a > b ? a : b;
     }
     if (g->depthwise)
@@ -849,7 +866,7 @@ static void blk_bwd_lane(void *ctx, int64_t b, int64_t e) {
 typedef struct {
     const geom *g;
     float *out, *dx, *dw;               // forward: out; backward: dx (NULL: skip), dw
-    const float *x, *w, *bias, *dout;   // backward: w = the flipped weights (C, Cout, 3, 3)
+    const float *x, *w, *bias, *dout;   // packed weights (hs_conv3x3_pack_weights); backward: flipped
     float *ws;                          // lane l at ws + l * c3_lane_floats
     const hs_conv2d_epilogue *ep;
     int assign;
@@ -887,18 +904,22 @@ static void c3_bwd_lane(void *ctx, int64_t b, int64_t e) {
     int64_t HW = g->H * g->W, P = g->P;
     for (int64_t lane = b; lane < e; lane++) {
         float *buf = j->ws + (size_t)lane * c3_lane_floats(g);
-        float *dwl = buf + c3_lane_floats(g) - g->Cout * g->C * 9;
-        if (g->c3_dw)
-            memset(dwl, 0, (size_t)(g->Cout * g->C * 9) * sizeof *dwl);
+        float *dwl = buf + c3_lane_floats(g) - c3_dw_partial_floats(g), *chunk = dwl - c3_dw_chunk_floats(g);
+        memset(dwl, 0, (size_t)c3_dw_partial_floats(g) * sizeof *dwl);
         for (int64_t item = lane; item < g->c3_items; item += LANES) {
             int64_t n0, nb, blk;
             c3_item(g, item, &n0, &nb, &blk);
             // dW over output rows [oh0, oh0 + rows)
-            if (g->c3_dw) {
-                int64_t oh0 = blk * g->c3_rows, rows = g->Ho - oh0 < g->c3_rows ? g->Ho - oh0 : g->c3_rows;
-                hs_conv3x3_tile t = hs_conv3x3_pack(buf, j->x + n0 * g->C * HW, g->C * HW, nb, g->C, g->H, g->W,
-                                                    oh0 - g->im.ph, rows, g->im.pw, g->Wo);
-                hs_conv3x3_dw(dwl, &t, j->dout + n0 * g->Cout * P + oh0 * g->Wo, g->Cout * P, P, g->Cout);
+            int64_t oh0 = blk * g->c3_rows, rows = g->Ho - oh0 < g->c3_rows ? g->Ho - oh0 : g->c3_rows;
+            const float *x0 = j->x + n0 * g->C * HW, *d0 = j->dout + n0 * g->Cout * P + oh0 * g->Wo;
+            if (g->c3_dw == C3_DW_CH) {
+                hs_conv3x3_tile t = hs_conv3x3_pack_padded(buf, x0, g->C * HW, nb, g->C, g->H, g->W, oh0 - g->im.ph,
+                                                           rows, g->im.pw, g->Wo);
+                hs_conv3x3_dw(dwl, &t, d0, g->Cout * P, P, g->Cout, chunk);
+            } else if (g->c3_dw == C3_DW_PX) {
+                hs_conv3x3_tile t = hs_conv3x3_pack(buf, x0, g->C * HW, nb, g->C, g->H, g->W, oh0 - g->im.ph, rows,
+                                                    g->im.pw, g->Wo);
+                hs_conv3x3_dw_px(dwl, &t, d0, g->Cout * P, P, g->Cout);
             }
             // dx over input rows [ih0, ih0 + rows_dx): conv3x3 of dout padded by 2 - pad
             int64_t ih0 = blk * g->c3_rows_dx;
@@ -910,6 +931,42 @@ static void c3_bwd_lane(void *ctx, int64_t b, int64_t e) {
             hs_conv3x3_dst dd = {j->dx + n0 * g->C * HW + ih0 * g->W, g->C * HW, HW};
             hs_conv3x3_fwd(dd, &td, j->w, NULL, g->C, NULL, NULL, 0, !j->assign);
         }
+    }
+}
+
+// dw (Cout, C*9) += the lanes' partials, added in lane order per element (deterministic). C3_DW_CH
+// partials are transposed, (C*9, ldco): items are blocks of 16 of C*9, so that 16 partial rows are
+// read along co; C3_DW_PX partials have dw's layout: items are blocks of 16 output channels.
+typedef struct {
+    const geom *g;
+    float *dw;
+    const float *lanes;
+} c3_dw_sum_job;
+
+static void c3_dw_sum_task(void *ctx, int64_t b, int64_t e) {
+    const c3_dw_sum_job *j = ctx;
+    const geom *g = j->g;
+    size_t lf = c3_lane_floats(g);
+    const float *part = j->lanes + lf - (size_t)c3_dw_partial_floats(g);
+    int64_t ldco = hs_conv3x3_dw_ldco(g->Cout), CK = g->C * 9;
+    if (g->c3_dw == C3_DW_PX) {
+        for (int64_t i = b * 16 * CK; i < e * 16 * CK && i < g->Cout * CK; i++) {
+            float s = j->dw[i];
+            for (int64_t l = 0; l < LANES; l++)
+                s += part[(size_t)l * lf + (size_t)i];
+            j->dw[i] = s;
+        }
+        return;
+    }
+    for (int64_t blk = b; blk < e; blk++) {
+        int64_t k0 = blk * 16, k1 = k0 + 16 < CK ? k0 + 16 : CK;
+        for (int64_t co = 0; co < g->Cout; co++)
+            for (int64_t ck = k0; ck < k1; ck++) {
+                float s = j->dw[co * CK + ck];
+                for (int64_t l = 0; l < LANES; l++)
+                    s += part[(size_t)l * lf + (size_t)(ck * ldco + co)];
+                j->dw[co * CK + ck] = s;
+            }
     }
 }
 
@@ -943,7 +1000,8 @@ hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, co
         return HS_OK;
     }
     if (g.c3) {
-        c3_job j = {&g, out, NULL, NULL, x, w, bias, NULL, ws, ep, 0};
+        hs_conv3x3_pack_weights(ws, w, g.Cout, g.C, 0);
+        c3_job j = {&g, out, NULL, NULL, x, ws, bias, NULL, ws + g.Cout * g.C * 9, ep, 0};
         hs_parallel_for(LANES, 1, c3_fwd_lane, &j);
         return HS_OK;
     }
@@ -1065,27 +1123,20 @@ hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const fl
         hs_parallel_for(g.C, 1, dw_backward_dw_task, &j);
         return HS_OK;
     }
-    if (g.c3 && !g.c3_dw)   // dW by im2col + sgemm (faster there), dx by the direct kernels
+    if (g.c3 && g.c3_dw == C3_DW_GEMM)   // dW by im2col + sgemm (faster there), dx by the direct kernels
         gemm_backward(&g, NULL, dw, dout, x, w, ws, 0);
     if (g.c3) {
-        if (!dx && !g.c3_dw)
+        if (!dx && g.c3_dw == C3_DW_GEMM)
             return HS_OK;
-        float *wf = ws;   // (C, Cout, 3, 3): wf[ci][co][kh][kw] = w[co][ci][2 - kh][2 - kw]
-        for (int64_t co = 0; co < g.Cout; co++)
-            for (int64_t ci = 0; ci < g.C; ci++)
-                for (int64_t k = 0; k < 9; k++)
-                    wf[(ci * g.Cout + co) * 9 + 8 - k] = w[(co * g.C + ci) * 9 + k];
+        float *wf = ws;   // packed (C, Cout, 3, 3): wf[ci][co][kh][kw] = w[co][ci][2 - kh][2 - kw]
+        hs_conv3x3_pack_weights(wf, w, g.C, g.Cout, 1);
         float *lanes = ws + g.Cout * g.C * 9;
         c3_job j = {&g, NULL, dx, dw, x, wf, NULL, dout, lanes, NULL, assign_dx != 0};
         hs_parallel_for(LANES, 1, c3_bwd_lane, &j);
-        if (!g.c3_dw)
+        if (g.c3_dw == C3_DW_GEMM)
             return HS_OK;
-        size_t lf = c3_lane_floats(&g), nw = (size_t)(g.Cout * g.C * 9);
-        for (int64_t l = 0; l < LANES; l++) {   // fixed order: deterministic
-            const float *dwl = lanes + (size_t)l * lf + lf - nw;
-            for (size_t i = 0; i < nw; i++)
-                dw[i] += dwl[i];
-        }
+        c3_dw_sum_job sj = {&g, dw, lanes};
+        hs_parallel_for(g.c3_dw == C3_DW_CH ? (g.C * 9 + 15) / 16 : (g.Cout + 15) / 16, 4, c3_dw_sum_task, &sj);
         return HS_OK;
     }
     gemm_backward(&g, dx, dw, dout, x, w, ws, assign_dx);

@@ -8,11 +8,15 @@
 //
 // Forward: a register block is CO output channels x NV vectors of 16 output pixels (24 zmm
 // accumulators); for every input channel and tap it loads NV input vectors and broadcasts CO
-// weights, so each load feeds several FMAs. The last vector of a row is stored under a mask; a
-// block that runs out of positions repeats its last one with an empty store mask. Weight
-// gradient: for one input channel, DCO output channels x 9 taps of 16-lane partial sums over the
-// tile's pixels, reduced horizontally in a fixed order at the end of the tile. Every sum runs in
-// an order fixed by the shapes, never by the threads.
+// weights (packed so that each block reads one pointer at constant offsets), so each load feeds
+// several FMAs. The last vector of a row is stored under a mask; a block that runs out of
+// positions repeats its last one with an empty store mask. Weight gradient: vectors over 16
+// output channels instead (dout transposed per chunk of rows), for one input channel up to 3
+// such vectors x 9 taps of accumulators, each pixel loading its dout vectors and broadcasting
+// its 9 window values: no horizontal sums, any row width. With few input channels the transpose
+// does not pay: hs_conv3x3_dw_px keeps vectors over pixels, 3 output channels x 9 taps of 16-lane
+// partial sums per input channel, reduced at the end of the tile. Every sum runs in an order
+// fixed by the shapes, never by the threads.
 #include "conv3x3.h"
 
 #include <string.h>
@@ -22,7 +26,6 @@
 
 #define CO 8    // output channels per forward register block
 #define NV 3    // 16-pixel vectors per forward register block
-#define DCO 3   // output channels per weight-gradient register block
 
 int hs_conv3x3_available(void) {
     return 1;
@@ -65,13 +68,17 @@ static void positions(pos ps[NV], cursor *cu, const hs_conv3x3_tile *x, int64_t 
     }
 }
 
-// One forward register block: output channels [co0, co0 + cob) at the NV positions ps.
+// One forward register block: output channels [co0, co0 + cob) at the NV positions ps. wb: the
+// block's packed weights (hs_conv3x3_pack_weights), (ci, tap, c) at wb + (ci * 9 + tap) * cob + c,
+// so every broadcast is a constant offset from one pointer. masked: the dense layout's column
+// masks (the padded layout needs none, and plain loads are cheaper).
 static inline __attribute__((always_inline)) void fwd_block(hs_conv3x3_dst out, const hs_conv3x3_tile *x,
-                                                            const float *w, const float *bias, int64_t co0,
+                                                            const float *wb, const float *bias, int64_t co0,
                                                             const int cob, const pos *ps, const float *scale,
-                                                            const float *shift, int relu, int accumulate) {
+                                                            const float *shift, int relu, int accumulate,
+                                                            const int masked) {
     __m512 acc[CO][NV];
-    const int64_t K = x->C * 9, plane = x->nb * x->in_img, Wp = x->Wp;
+    const int64_t plane = x->nb * x->in_img, Wp = x->Wp;
     const __mmask16 km[3] = {(__mmask16)x->km[0], (__mmask16)x->km[1], (__mmask16)x->km[2]};
     _Pragma("GCC unroll 16")
     for (int c = 0; c < cob; c++) {
@@ -80,21 +87,28 @@ static inline __attribute__((always_inline)) void fwd_block(hs_conv3x3_dst out, 
             acc[c][v] = accumulate ? _mm512_maskz_loadu_ps(ps[v].m, out.base + (co0 + c) * out.ch_stride + ps[v].out)
                                    : _mm512_set1_ps(bias ? bias[co0 + c] : 0.0f);
     }
-    const float *wc = w + co0 * K;
-    const float *in0 = x->xp + ps[0].in, *in1 = x->xp + ps[1].in, *in2 = x->xp + ps[2].in;
-    for (int64_t ci = 0; ci < x->C; ci++) {
-        const float *wk = wc + ci * 9;
-        const int64_t o = ci * plane;
+    const float *in0 = x->xp + ps[0].in + x->koff, *in1 = x->xp + ps[1].in + x->koff,
+                *in2 = x->xp + ps[2].in + x->koff;
+    const float *wk = wb;
+    for (int64_t ci = 0; ci < x->C; ci++, wk += 9 * cob, in0 += plane, in1 += plane, in2 += plane) {
         _Pragma("GCC unroll 16")
         for (int kh = 0; kh < 3; kh++) {
             _Pragma("GCC unroll 16")
             for (int kw = 0; kw < 3; kw++) {
-                const int64_t d = o + kh * Wp + kw + x->koff;
-                __m512 x0 = _mm512_maskz_loadu_ps(km[kw], in0 + d), x1 = _mm512_maskz_loadu_ps(km[kw], in1 + d),
-                       x2 = _mm512_maskz_loadu_ps(km[kw], in2 + d);
+                const int64_t d = kh * Wp + kw;
+                __m512 x0, x1, x2;
+                if (masked) {
+                    x0 = _mm512_maskz_loadu_ps(km[kw], in0 + d);
+                    x1 = _mm512_maskz_loadu_ps(km[kw], in1 + d);
+                    x2 = _mm512_maskz_loadu_ps(km[kw], in2 + d);
+                } else {
+                    x0 = _mm512_loadu_ps(in0 + d);
+                    x1 = _mm512_loadu_ps(in1 + d);
+                    x2 = _mm512_loadu_ps(in2 + d);
+                }
                 _Pragma("GCC unroll 16")
                 for (int c = 0; c < cob; c++) {
-                    __m512 wv = _mm512_set1_ps(wk[c * K + kh * 3 + kw]);
+                    __m512 wv = _mm512_set1_ps(wk[(kh * 3 + kw) * cob + c]);
                     acc[c][0] = _mm512_fmadd_ps(wv, x0, acc[c][0]);
                     acc[c][1] = _mm512_fmadd_ps(wv, x1, acc[c][1]);
                     acc[c][2] = _mm512_fmadd_ps(wv, x2, acc[c][2]);
@@ -117,10 +131,13 @@ static inline __attribute__((always_inline)) void fwd_block(hs_conv3x3_dst out, 
     }
 }
 
-// Output channels [co_lo, co_hi) at every position of the tile, positions outer.
-static void fwd_range(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w, const float *bias,
-                      int64_t co_lo, int64_t co_hi, const float *scale, const float *shift, int relu, int accumulate) {
-    int64_t npos = x->nb * x->rows * x->nvr;
+// Output channels [co_lo, co_hi) at every position of the tile, positions outer. co_lo is a
+// multiple of 8 (the packed blocks are 8 channels, then one each of 4, 2, 1 at the end).
+static inline __attribute__((always_inline)) void fwd_range_t(hs_conv3x3_dst out, const hs_conv3x3_tile *x,
+                                                              const float *w, const float *bias, int64_t co_lo,
+                                                              int64_t co_hi, const float *scale, const float *shift,
+                                                              int relu, int accumulate, const int masked) {
+    int64_t npos = x->nb * x->rows * x->nvr, K = x->C * 9;
     __mmask16 tm = tail_mask(x->Wo);
     cursor cu = {0, 0, 0};
     for (int64_t p0 = 0; p0 < npos; p0 += NV) {
@@ -128,18 +145,26 @@ static void fwd_range(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float 
         positions(ps, &cu, x, out.img_stride, p0, npos, tm);
         int64_t co0 = co_lo;
         for (; co0 + 8 <= co_hi; co0 += 8)
-            fwd_block(out, x, w, bias, co0, 8, ps, scale, shift, relu, accumulate);
+            fwd_block(out, x, w + co0 * K, bias, co0, 8, ps, scale, shift, relu, accumulate, masked);
         if (co_hi - co0 >= 4) {
-            fwd_block(out, x, w, bias, co0, 4, ps, scale, shift, relu, accumulate);
+            fwd_block(out, x, w + co0 * K, bias, co0, 4, ps, scale, shift, relu, accumulate, masked);
             co0 += 4;
         }
         if (co_hi - co0 >= 2) {
-            fwd_block(out, x, w, bias, co0, 2, ps, scale, shift, relu, accumulate);
+            fwd_block(out, x, w + co0 * K, bias, co0, 2, ps, scale, shift, relu, accumulate, masked);
             co0 += 2;
         }
         if (co_hi - co0 >= 1)
-            fwd_block(out, x, w, bias, co0, 1, ps, scale, shift, relu, accumulate);
+            fwd_block(out, x, w + co0 * K, bias, co0, 1, ps, scale, shift, relu, accumulate, masked);
     }
+}
+
+static void fwd_range(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w, const float *bias,
+                      int64_t co_lo, int64_t co_hi, const float *scale, const float *shift, int relu, int accumulate) {
+    if (x->km[0] == 0xFFFF && x->km[1] == 0xFFFF && x->km[2] == 0xFFFF)
+        fwd_range_t(out, x, w, bias, co_lo, co_hi, scale, shift, relu, accumulate, 0);
+    else
+        fwd_range_t(out, x, w, bias, co_lo, co_hi, scale, shift, relu, accumulate, 1);
 }
 
 // Positions outer while all the weights fit in about L1 + a bit (the tile's inputs of a
@@ -157,11 +182,114 @@ void hs_conv3x3_fwd(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w
         fwd_range(out, x, w, bias, co0, co0 + 8 < Cout ? co0 + 8 : Cout, scale, shift, relu, accumulate);
 }
 
-// One weight-gradient register block: output channels [co0, co0 + cob) and input channel ci.
-static inline __attribute__((always_inline)) void dw_block(float *dw, const hs_conv3x3_tile *x, const float *dout,
+// One weight-gradient register block: input channel ci, output channels [co0, co0 + 16 ncv) of
+// the transposed partial dwt (C, 9, ldco), summed over the chunk's rows [q0, q1) (q = t * rows + r)
+// whose dout block is dB (pixel, 16 ncv). Vectors run over output channels, so no horizontal
+// sums: each pixel loads ncv dout vectors and broadcasts the 9 x values of its window.
+static inline __attribute__((always_inline)) void dw_block(float *dwt, int64_t ldco, const hs_conv3x3_tile *x,
+                                                           const float *dB, int64_t q0, int64_t q1, int64_t co0,
+                                                           const int ncv, int64_t ci) {
+    __m512 acc[3][9];
+    float *dst = dwt + ci * 9 * ldco + co0;
+    _Pragma("GCC unroll 16")
+    for (int v = 0; v < ncv; v++)
+        _Pragma("GCC unroll 16")
+        for (int k = 0; k < 9; k++)
+            acc[v][k] = _mm512_loadu_ps(dst + k * ldco + 16 * v);
+    const int64_t Wp = x->Wp, Wo = x->Wo;
+    const float *xc = x->xp + ci * x->nb * x->in_img;
+    const float *d = dB;
+    int64_t t = q0 / x->rows, r = q0 % x->rows;
+    for (int64_t q = q0; q < q1; q++) {
+        const float *xr = xc + t * x->in_img + r * Wp;
+        if (++r == x->rows) {
+            r = 0;
+            t++;
+        }
+        for (int64_t j = 0; j < Wo; j++, d += 16 * ncv) {
+            __m512 dv[3];
+            _Pragma("GCC unroll 16")
+            for (int v = 0; v < ncv; v++)
+                dv[v] = _mm512_loadu_ps(d + 16 * v);
+            _Pragma("GCC unroll 16")
+            for (int kh = 0; kh < 3; kh++) {
+                _Pragma("GCC unroll 16")
+                for (int kw = 0; kw < 3; kw++) {
+                    __m512 xv = _mm512_set1_ps(xr[kh * Wp + j + kw]);
+                    _Pragma("GCC unroll 16")
+                    for (int v = 0; v < ncv; v++)
+                        acc[v][kh * 3 + kw] = _mm512_fmadd_ps(xv, dv[v], acc[v][kh * 3 + kw]);
+                }
+            }
+        }
+    }
+    _Pragma("GCC unroll 16")
+    for (int v = 0; v < ncv; v++)
+        _Pragma("GCC unroll 16")
+        for (int k = 0; k < 9; k++)
+            _mm512_storeu_ps(dst + k * ldco + 16 * v, acc[v][k]);
+}
+
+// Output-channel blocks of the weight gradient: 3 vectors each, then 2, then 1.
+static int dw_ncv(int64_t nv, int64_t v0) {
+    return nv - v0 >= 3 ? 3 : nv - v0 >= 2 ? 2 : 1;
+}
+
+// The chunk's dout rows [q0, q1) (np pixels) transposed into blocks: the block of vectors
+// [v0, v0 + ncv) at dT + np * 16 v0, element (p, c) at p * 16 ncv + c; channels >= Cout are 0.
+static void transpose_dout(float *dT, int64_t ldco, const float *dout, int64_t img_stride, int64_t ch_stride,
+                           int64_t Cout, int64_t rows, int64_t Wo, int64_t q0, int64_t q1) {
+    int64_t np = (q1 - q0) * Wo, nv = ldco / 16;
+    for (int64_t v0 = 0; v0 < nv; v0 += dw_ncv(nv, v0)) {
+        int64_t w = 16 * dw_ncv(nv, v0);
+        float *blk = dT + np * 16 * v0;
+        for (int64_t c = 0; c < w; c++) {
+            int64_t co = 16 * v0 + c;
+            if (co >= Cout) {
+                for (int64_t i = 0; i < np; i++)
+                    blk[i * w + c] = 0.0f;
+                continue;
+            }
+            for (int64_t q = q0; q < q1; q++) {
+                const float *src = dout + (q / rows) * img_stride + co * ch_stride + (q % rows) * Wo;
+                float *dst = blk + (q - q0) * Wo * w + c;
+                for (int64_t j = 0; j < Wo; j++)
+                    dst[j * w] = src[j];
+            }
+        }
+    }
+}
+
+void hs_conv3x3_dw(float *dwt, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
+                   int64_t Cout, float *scratch) {
+    int64_t ldco = hs_conv3x3_dw_ldco(Cout), nq = x->nb * x->rows;
+    int64_t qc = HS_CONV3X3_DW_CHUNK / x->Wo < 1 ? 1 : HS_CONV3X3_DW_CHUNK / x->Wo;   // rows per chunk
+    for (int64_t q0 = 0; q0 < nq; q0 += qc) {
+        int64_t q1 = q0 + qc < nq ? q0 + qc : nq;
+        transpose_dout(scratch, ldco, dout, img_stride, ch_stride, Cout, x->rows, x->Wo, q0, q1);
+        // output-channel blocks outer: the block's dout (contiguous) stays in L1 across ci
+        int64_t nv = ldco / 16, np = (q1 - q0) * x->Wo;
+        for (int64_t v0 = 0; v0 < nv; v0 += dw_ncv(nv, v0)) {
+            const float *dB = scratch + np * 16 * v0;
+            int ncv = dw_ncv(nv, v0);
+            for (int64_t ci = 0; ci < x->C; ci++) {
+                if (ncv == 3)
+                    dw_block(dwt, ldco, x, dB, q0, q1, 16 * v0, 3, ci);
+                else if (ncv == 2)
+                    dw_block(dwt, ldco, x, dB, q0, q1, 16 * v0, 2, ci);
+                else
+                    dw_block(dwt, ldco, x, dB, q0, q1, 16 * v0, 1, ci);
+            }
+        }
+    }
+}
+
+// The pixel-vectorised weight gradient (hs_conv3x3_dw_px): one register block, output channels
+// [co0, co0 + cob) and input channel ci, 16-lane partial sums reduced at the end of the tile.
+static inline __attribute__((always_inline)) void dwpx_block(float *dw, const hs_conv3x3_tile *x, const float *dout,
                                                            int64_t img_stride, int64_t ch_stride, int64_t co0,
                                                            const int cob, int64_t ci) {
-    __m512 acc[DCO][9];
+    __m512 acc[3][9];
     _Pragma("GCC unroll 16")
     for (int c = 0; c < cob; c++)
         _Pragma("GCC unroll 16")
@@ -176,7 +304,7 @@ static inline __attribute__((always_inline)) void dw_block(float *dw, const hs_c
             const float *xr = x->xp + ci * plane + t * x->in_img + r * Wp + x->koff;
             for (int64_t v = 0; v < x->nvr; v++) {
                 __mmask16 m = v == x->nvr - 1 ? tm : (__mmask16)0xFFFF;
-                __m512 dv[DCO];
+                __m512 dv[3];
                 _Pragma("GCC unroll 16")
                 for (int c = 0; c < cob; c++)
                     dv[c] = _mm512_maskz_loadu_ps(m, dr + c * ch_stride + 16 * v);
@@ -200,20 +328,25 @@ static inline __attribute__((always_inline)) void dw_block(float *dw, const hs_c
             dw[((co0 + c) * x->C + ci) * 9 + k] += _mm512_reduce_add_ps(acc[c][k]);
 }
 
-void hs_conv3x3_dw(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
-                   int64_t Cout) {
-    // output channels outer: the DCO dout planes of the tile stay in L1 while the x planes stream
+void hs_conv3x3_dw_px(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride,
+                      int64_t ch_stride, int64_t Cout) {
+    // output channels outer: the 3 dout planes of the tile stay in L1 while the x planes stream
     int64_t co0 = 0;
-    for (; co0 + DCO <= Cout; co0 += DCO)
+    for (; co0 + 3 <= Cout; co0 += 3)
         for (int64_t ci = 0; ci < x->C; ci++)
-            dw_block(dw, x, dout, img_stride, ch_stride, co0, DCO, ci);
+            dwpx_block(dw, x, dout, img_stride, ch_stride, co0, 3, ci);
     for (int64_t ci = 0; ci < x->C && Cout - co0 == 2; ci++)
-        dw_block(dw, x, dout, img_stride, ch_stride, co0, 2, ci);
+        dwpx_block(dw, x, dout, img_stride, ch_stride, co0, 2, ci);
     for (int64_t ci = 0; ci < x->C && Cout - co0 == 1; ci++)
-        dw_block(dw, x, dout, img_stride, ch_stride, co0, 1, ci);
+        dwpx_block(dw, x, dout, img_stride, ch_stride, co0, 1, ci);
 }
 
 #else   // no AVX-512: conv2d keeps its im2col + sgemm path (hs_conv3x3_available() == 0)
+
+void hs_conv3x3_dw_px(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride,
+                      int64_t ch_stride, int64_t Cout) {
+    (void)dw, (void)x, (void)dout, (void)img_stride, (void)ch_stride, (void)Cout;
+}
 
 int hs_conv3x3_available(void) {
     return 0;
@@ -224,9 +357,9 @@ void hs_conv3x3_fwd(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w
     (void)out, (void)x, (void)w, (void)bias, (void)Cout, (void)scale, (void)shift, (void)relu, (void)accumulate;
 }
 
-void hs_conv3x3_dw(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
-                   int64_t Cout) {
-    (void)dw, (void)x, (void)dout, (void)img_stride, (void)ch_stride, (void)Cout;
+void hs_conv3x3_dw(float *dwt, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
+                   int64_t Cout, float *scratch) {
+    (void)dwt, (void)x, (void)dout, (void)img_stride, (void)ch_stride, (void)Cout, (void)scratch;
 }
 
 #endif
@@ -235,18 +368,37 @@ int hs_conv3x3_dense(int64_t W, int64_t Wo, int64_t pad_w) {
     return pad_w == 1 && W == Wo && Wo < 16 && 16 % Wo == 0;
 }
 
+void hs_conv3x3_pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip) {
+    for (int64_t co0 = 0; co0 < O;) {
+        int64_t cob = O - co0 >= 8 ? 8 : O - co0 >= 4 ? 4 : O - co0 >= 2 ? 2 : 1;
+        float *blk = dst + co0 * I * 9;
+        for (int64_t c = 0; c < cob; c++)
+            for (int64_t i = 0; i < I; i++)
+                for (int64_t k = 0; k < 9; k++)
+                    blk[(i * 9 + k) * cob + c] = flip ? w[(i * O + co0 + c) * 9 + 8 - k] : w[((co0 + c) * I + i) * 9 + k];
+        co0 += cob;
+    }
+}
+
 #define MARGIN 16   // dense layout: zeros before and after, for the masked-off lanes of edge taps
 
 int64_t hs_conv3x3_tile_floats(int64_t C, int64_t nb, int64_t rows, int64_t W, int64_t Wo, int64_t pad_w) {
     if (hs_conv3x3_dense(W, Wo, pad_w))
         return C * nb * (rows + 2) * W + 2 * MARGIN;
+    return hs_conv3x3_tile_floats_padded(C, nb, rows, Wo);
+}
+
+int64_t hs_conv3x3_tile_floats_padded(int64_t C, int64_t nb, int64_t rows, int64_t Wo) {
     return C * nb * (rows + 2) * (16 * ((Wo + 15) / 16) + 2);
 }
 
-hs_conv3x3_tile hs_conv3x3_pack(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C, int64_t H,
-                                int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo) {
+int64_t hs_conv3x3_dw_ldco(int64_t Cout) {
+    return (Cout + 15) / 16 * 16;
+}
+
+static hs_conv3x3_tile pack(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C, int64_t H,
+                            int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo, int dense) {
     hs_conv3x3_tile t = {dst, C, nb, rows, 16 * ((Wo + 15) / 16) + 2, (Wo + 15) / 16, Wo, 0, 0, {0xFFFF, 0xFFFF, 0xFFFF}};
-    int dense = hs_conv3x3_dense(W, Wo, pad_w);
     if (dense) {
         // one row of rows*Wo outputs per image block; the vector's lane l sits in image column
         // l % Wo (16 % Wo == 0), so column tap kw reads column l % Wo + kw - 1 when that is inside
@@ -288,4 +440,14 @@ hs_conv3x3_tile hs_conv3x3_pack(float *dst, const float *img, int64_t img_stride
         }
     }
     return t;
+}
+
+hs_conv3x3_tile hs_conv3x3_pack(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C, int64_t H,
+                                int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo) {
+    return pack(dst, img, img_stride, nb, C, H, W, r0, rows, pad_w, Wo, hs_conv3x3_dense(W, Wo, pad_w));
+}
+
+hs_conv3x3_tile hs_conv3x3_pack_padded(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C,
+                                       int64_t H, int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo) {
+    return pack(dst, img, img_stride, nb, C, H, W, r0, rows, pad_w, Wo, 0);
 }

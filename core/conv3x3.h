@@ -50,16 +50,37 @@ int64_t hs_conv3x3_tile_floats(int64_t C, int64_t nb, int64_t rows, int64_t W, i
 hs_conv3x3_tile hs_conv3x3_pack(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C, int64_t H,
                                 int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo);
 
+// Packs the weights of a conv with O output and I input channels for hs_conv3x3_fwd: blocks of 8
+// output channels (then one each of 4, 2 and 1 for the rest), block [co0, co0 + cob) at dst +
+// co0 * I * 9 holding (i, tap, c) at (i * 9 + tap) * cob + c. Source element (o, i, tap):
+// w[o][i][tap] of w (O, I, 3, 3), or with flip != 0 w[i][o][8 - tap] of w (I, O, 3, 3) (the
+// flipped, transposed weights that turn conv2d's dx into a 3x3 convolution of dout).
+void hs_conv3x3_pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip);
+
 // out (nb, Cout, rows, Wo) = (accumulate ? out : bias) + conv3x3(tile, w), then per output
 // channel co: v = v * scale[co] + shift[co] (NULL: 1 / 0), ReLU when relu != 0.
-// w (Cout, C, 3, 3), bias (Cout) or NULL.
+// w: hs_conv3x3_pack_weights of the (Cout, C, 3, 3) weights; bias (Cout) or NULL.
 void hs_conv3x3_fwd(hs_conv3x3_dst out, const hs_conv3x3_tile *x, const float *w, const float *bias,
                     int64_t Cout, const float *scale, const float *shift, int relu, int accumulate);
 
-// dw (Cout, C, 3, 3) += sum over the tile's pixels of dout (nb, Cout, rows, Wo) times the
-// 3x3 window of x at that pixel (the correlation of conv2d's weight gradient). dout element
-// (t, c, r, j) at dout + t * img_stride + c * ch_stride + r * Wo + j.
-void hs_conv3x3_dw(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
-                   int64_t Cout);
+// Weight gradient. dwt, the transposed partial (C, 9, ldco) with ldco = hs_conv3x3_dw_ldco(Cout),
+// += sum over the tile's pixels of the 3x3 window of x at the pixel times dout there (conv2d's
+// dW, dwt[ci][tap][co] = dW[co][ci][tap]; columns Cout..ldco-1 get zeros added). x: a tile of
+// hs_conv3x3_pack_padded. dout element (t, c, r, j) at dout + t * img_stride + c * ch_stride +
+// r * Wo + j. scratch: HS_CONV3X3_DW_CHUNK * ldco floats (or Wo * ldco if Wo is larger).
+#define HS_CONV3X3_DW_CHUNK 128   // pixels of dout transposed at a time (whole rows, at least one)
+int64_t hs_conv3x3_dw_ldco(int64_t Cout);
+void hs_conv3x3_dw(float *dwt, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride, int64_t ch_stride,
+                   int64_t Cout, float *scratch);
+
+// The same gradient vectorised over pixels instead, for few input channels and rows of 32 pixels
+// or more: dw (Cout, C, 3, 3) += ..., from a tile of hs_conv3x3_pack (either layout).
+void hs_conv3x3_dw_px(float *dw, const hs_conv3x3_tile *x, const float *dout, int64_t img_stride,
+                      int64_t ch_stride, int64_t Cout);
+
+// As hs_conv3x3_pack, always in the padded layout (the weight gradient's), and its size.
+hs_conv3x3_tile hs_conv3x3_pack_padded(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C,
+                                       int64_t H, int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo);
+int64_t hs_conv3x3_tile_floats_padded(int64_t C, int64_t nb, int64_t rows, int64_t Wo);
 
 #endif

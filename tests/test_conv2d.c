@@ -144,18 +144,21 @@ static void test_conv2d_direct3x3_matches_reference_on_odd_shapes(void **state) 
             }
     static const conv_case big[] = {
         // N  C   H    W  Cout KH KW s  p  d  g
-        {2, 16, 37, 130, 32, 3, 3, 1, 1, 1, 1},   // several row tiles per image, 9 vectors per row
+        {2, 16, 37, 130, 32, 3, 3, 1, 1, 1, 1},   // several row tiles per image, 9 vectors per row; dW
+                                                  // over channels, rows wider than one dout chunk
         {1, 32, 61, 47, 16, 3, 3, 1, 0, 1, 1},    // batch 1: row tiles for the lanes, no padding
         {3, 8, 20, 21, 24, 3, 3, 1, 2, 1, 1},     // padding 2 (dx with padding 0)
         {11, 5, 6, 6, 7, 3, 3, 1, 1, 1, 1},       // several whole images per tile, a partial tile
-        {2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1},    // 64 channels, 16 pixels per row
-        {2, 48, 8, 20, 40, 3, 3, 1, 1, 1, 1},     // 20 wide: direct forward and dx, GEMM dW
-        {3, 1, 5, 64, 1, 3, 3, 1, 2, 1, 1},       // direct dW: Cin 1, Cout 1, padding 2, 66 wide
-        {1, 5, 6, 70, 7, 3, 3, 1, 0, 1, 1},       // direct dW: Cout 7, no padding, 68 wide
-        {2, 3, 4, 90, 17, 3, 3, 1, 1, 1, 1},      // direct dW: Cin 3, Cout 17
-        {3, 5, 8, 8, 17, 3, 3, 1, 1, 1, 1},       // dense layout: 8 wide, a vector spans 2 rows
+        {2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1},    // 64 channels, 16 pixels per row; dW blocks of 3 + 1 vectors
+        {2, 24, 5, 16, 80, 3, 3, 1, 1, 1, 1},     // dW blocks of 3 + 2 vectors, 2 images per tile
+        {2, 48, 8, 20, 40, 3, 3, 1, 1, 1, 1},     // 20 wide; dW over channels: one block of 3 vectors,
+                                                  // 8 zero columns
+        {3, 1, 5, 64, 1, 3, 3, 1, 2, 1, 1},       // dW over pixels: Cin 1, Cout 1, padding 2, 66 wide
+        {1, 5, 6, 70, 7, 3, 3, 1, 0, 1, 1},       // dW over pixels: Cout 7, no padding, 68 wide
+        {2, 3, 4, 90, 17, 3, 3, 1, 1, 1, 1},      // dW over pixels: Cin 3, Cout 17
+        {3, 5, 8, 8, 17, 3, 3, 1, 1, 1, 1},       // dense layout: 8 wide, a vector spans 2 rows; GEMM dW
         {2, 7, 5, 4, 7, 3, 3, 1, 1, 1, 1},        // dense, 4 wide, 5 rows: a masked last vector
-        {1, 16, 8, 8, 9, 3, 3, 1, 1, 1, 1},       // dense, batch 1: row tiles
+        {1, 16, 8, 8, 9, 3, 3, 1, 1, 1, 1},       // dense, batch 1: row tiles; dW over channels, Cout 9
         {9, 3, 7, 8, 1, 3, 3, 1, 1, 1, 1},        // dense, several images per tile
     };
     for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
@@ -429,9 +432,12 @@ static void test_conv2d_results_identical_for_one_and_two_threads(void **state) 
         {{3, 6, 12, 12}, {6, 1, 3, 3}, {2, 2, 1, 1, 1, 1, 6}},
         {{40, 64, 6, 6}, {8, 64, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // image-block lanes
         {{3, 5, 37, 45}, {17, 5, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // direct 3x3: row tiles
-        {{1, 16, 70, 67}, {7, 16, 3, 3}, {1, 1, 0, 0, 1, 1, 1}},  // direct 3x3: batch 1, no padding
+        {{1, 16, 70, 67}, {7, 16, 3, 3}, {1, 1, 0, 0, 1, 1, 1}},  // direct 3x3: batch 1, no padding, dW over
+                                                                  // output channels in rows wider than a chunk
         {{13, 3, 9, 20}, {32, 3, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // direct 3x3: images per tile
         {{11, 6, 7, 8}, {5, 6, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},     // direct 3x3, dense 8-wide layout
+        {{5, 24, 16, 16}, {40, 24, 3, 3}, {1, 1, 1, 1, 1, 1, 1}}, // dW over output channels, lane partials
+        {{9, 16, 8, 8}, {20, 16, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},   // the same on 8-wide rows
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int64_t os[4];
