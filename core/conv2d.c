@@ -289,6 +289,10 @@ static void channel_sums(float *dbias, const float *dout, int64_t N, int64_t C, 
 #define C3_DW_CH_MIN_C 16  // dW vectorised over output channels from this many input channels
 #define C3_DW_PX_MIN_WO 32 // else over pixels on rows this wide, else im2col + sgemm
 #define C3_TARGET_VECS 128
+#ifndef C3_TILE_FLOATS
+#define C3_TILE_FLOATS 65536   // and at most about this many input floats (256 KB)
+#endif
+#define C3_MIN_VECS 16
 enum { C3_DW_GEMM, C3_DW_CH, C3_DW_PX };
 
 static int c3_enabled = 1;
@@ -308,13 +312,16 @@ static void choose_c3(geom *g, hs_conv2d_params p) {
     if (!g->c3)
         return;
     int64_t img_vecs = g->Wo >= 16 ? g->Ho * ((g->Wo + 15) / 16) : (g->Ho * g->Wo + 15) / 16, want = 2 * LANES;
-    if (img_vecs <= C3_TARGET_VECS / 2 && g->N >= want) {   // whole images per tile
-        int64_t nb = C3_TARGET_VECS / img_vecs, most = (g->N + want - 1) / want;
+    // fewer vectors per tile with many channels, so that a packed tile stays in L2
+    int64_t ch = g->C > g->Cout ? g->C : g->Cout, target = C3_TILE_FLOATS / (16 * ch);
+    target = target > C3_TARGET_VECS ? C3_TARGET_VECS : target < C3_MIN_VECS ? C3_MIN_VECS : target;
+    if (img_vecs <= target / 2 && g->N >= want) {   // whole images per tile
+        int64_t nb = target / img_vecs, most = (g->N + want - 1) / want;
         nb = nb > most ? most : nb;
         g->c3_nb = nb < 1 ? 1 : nb;
         g->c3_nblk = 1;
     } else {
-        int64_t nblk = (img_vecs + C3_TARGET_VECS - 1) / C3_TARGET_VECS;
+        int64_t nblk = (img_vecs + target - 1) / target;
         if (g->N * nblk < want)
             nblk = (want + g->N - 1) / g->N;
         nblk = nblk > g->Ho ? g->Ho : nblk;
