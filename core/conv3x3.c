@@ -92,6 +92,13 @@ static inline __attribute__((always_inline)) void fwd_block(hs_conv3x3_dst out, 
     const float *wk = wb;
     for (int64_t ci = 0; ci < x->C; ci++, wk += 9 * cob, in0 += plane, in1 += plane, in2 += plane) {
         _Pragma("GCC unroll 16")
+        for (int kh = 0; kh < 3; kh++) {   // the next channel's rows: L2 latency off the FMA chains
+            _mm_prefetch((const char *)(in0 + plane + kh * Wp), _MM_HINT_T0);
+            _mm_prefetch((const char *)(in0 + plane + kh * Wp + 17), _MM_HINT_T0);
+            _mm_prefetch((const char *)(in1 + plane + kh * Wp + 17), _MM_HINT_T0);
+            _mm_prefetch((const char *)(in2 + plane + kh * Wp + 17), _MM_HINT_T0);
+        }
+        _Pragma("GCC unroll 16")
         for (int kh = 0; kh < 3; kh++) {
             _Pragma("GCC unroll 16")
             for (int kw = 0; kw < 3; kw++) {
