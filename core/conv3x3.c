@@ -6,7 +6,7 @@
 // Letters: C input channels, Cout output channels, Wo output width, Wp packed width, nvr vectors
 // per output row, NV output vectors per register block, CO output channels per register block.
 //
-// Forward: a register block is CO output channels x NV vectors of 16 output pixels (24 zmm
+// Forward: a register block is CO output channels x NV vectors of 16 output pixels (16 zmm
 // accumulators); for every input channel and tap it loads NV input vectors and broadcasts CO
 // weights (packed so that each block reads one pointer at constant offsets), so each load feeds
 // several FMAs. The last vector of a row is stored under a mask; a block that runs out of
@@ -25,7 +25,7 @@
 #include <immintrin.h>
 
 #define CO 8    // output channels per forward register block
-#define NV 3    // 16-pixel vectors per forward register block
+#define NV 2    // 16-pixel vectors per forward register block (8 x 3 made GCC spill accumulators)
 
 int hs_conv3x3_available(void) {
     return 1;
@@ -87,38 +87,35 @@ static inline __attribute__((always_inline)) void fwd_block(hs_conv3x3_dst out, 
             acc[c][v] = accumulate ? _mm512_maskz_loadu_ps(ps[v].m, out.base + (co0 + c) * out.ch_stride + ps[v].out)
                                    : _mm512_set1_ps(bias ? bias[co0 + c] : 0.0f);
     }
-    const float *in0 = x->xp + ps[0].in + x->koff, *in1 = x->xp + ps[1].in + x->koff,
-                *in2 = x->xp + ps[2].in + x->koff;
+    const float *in[NV];
+    _Pragma("GCC unroll 16")
+    for (int v = 0; v < NV; v++)
+        in[v] = x->xp + ps[v].in + x->koff;
     const float *wk = wb;
-    for (int64_t ci = 0; ci < x->C; ci++, wk += 9 * cob, in0 += plane, in1 += plane, in2 += plane) {
+    for (int64_t ci = 0, o = 0; ci < x->C; ci++, wk += 9 * cob, o += plane) {
         _Pragma("GCC unroll 16")
         for (int kh = 0; kh < 3; kh++) {   // the next channel's rows: L2 latency off the FMA chains
-            _mm_prefetch((const char *)(in0 + plane + kh * Wp), _MM_HINT_T0);
-            _mm_prefetch((const char *)(in0 + plane + kh * Wp + 17), _MM_HINT_T0);
-            _mm_prefetch((const char *)(in1 + plane + kh * Wp + 17), _MM_HINT_T0);
-            _mm_prefetch((const char *)(in2 + plane + kh * Wp + 17), _MM_HINT_T0);
+            const char *nx = (const char *)(in[0] + o + plane + kh * Wp);   // the others: mostly the same row
+            _mm_prefetch(nx, _MM_HINT_T0);
+            _mm_prefetch(nx + 64, _MM_HINT_T0);
+            _mm_prefetch(nx + 128, _MM_HINT_T0);
+            _mm_prefetch(nx + 192, _MM_HINT_T0);
         }
         _Pragma("GCC unroll 16")
         for (int kh = 0; kh < 3; kh++) {
             _Pragma("GCC unroll 16")
             for (int kw = 0; kw < 3; kw++) {
-                const int64_t d = kh * Wp + kw;
-                __m512 x0, x1, x2;
-                if (masked) {
-                    x0 = _mm512_maskz_loadu_ps(km[kw], in0 + d);
-                    x1 = _mm512_maskz_loadu_ps(km[kw], in1 + d);
-                    x2 = _mm512_maskz_loadu_ps(km[kw], in2 + d);
-                } else {
-                    x0 = _mm512_loadu_ps(in0 + d);
-                    x1 = _mm512_loadu_ps(in1 + d);
-                    x2 = _mm512_loadu_ps(in2 + d);
-                }
+                const int64_t d = o + kh * Wp + kw;
+                __m512 xv[NV];
+                _Pragma("GCC unroll 16")
+                for (int v = 0; v < NV; v++)
+                    xv[v] = masked ? _mm512_maskz_loadu_ps(km[kw], in[v] + d) : _mm512_loadu_ps(in[v] + d);
                 _Pragma("GCC unroll 16")
                 for (int c = 0; c < cob; c++) {
                     __m512 wv = _mm512_set1_ps(wk[(kh * 3 + kw) * cob + c]);
-                    acc[c][0] = _mm512_fmadd_ps(wv, x0, acc[c][0]);
-                    acc[c][1] = _mm512_fmadd_ps(wv, x1, acc[c][1]);
-                    acc[c][2] = _mm512_fmadd_ps(wv, x2, acc[c][2]);
+                    _Pragma("GCC unroll 16")
+                    for (int v = 0; v < NV; v++)
+                        acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
                 }
             }
         }
