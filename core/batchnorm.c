@@ -2,7 +2,9 @@
 // the fast versions run channels under hs_parallel_for; inside a channel the sums use 16 float
 // lanes per plane (vectorisable, fixed order) combined in double, so results do not depend on the
 // thread count. *_ref are the textbook loops in double. The *_relu_* variants apply the ReLU that
-// follows a batchnorm in the same pass (forward) and mask dout by the output's sign (backward).
+// follows a batchnorm in the same pass (forward) and mask dout by the output's sign (backward),
+// which the backward recomputes from x: the forward's per-channel scale and shift derive from the
+// saved (float) mean and rstd alone (bn_coeffs), so both passes evaluate the same x * a + s.
 //
 // Letters: N batch, C channels, H/W plane size, M = N*H*W values per channel.
 #include "batchnorm.h"
@@ -82,10 +84,17 @@ typedef struct {
     float momentum, eps;
     float *dx, *dgamma, *dbeta;
     const float *dout, *smean, *srstd;
-    int relu;              // fused ReLU: forward clamps, backward masks dout by y > 0
-    const float *y;        // backward with relu: the forward's output
+    int relu;              // fused ReLU: forward clamps, backward masks dout by x * a + s > 0
     int assign;            // backward: dx = ... instead of dx += ...
 } bn_job;
+
+// The affine form of channel c's training normalisation, out = x * a + s, from the saved mean
+// and rstd: forward and backward (its ReLU mask) both compute it this way.
+static void bn_coeffs(const bn_job *j, int64_t c, float mean, float rstd, float *a, float *s) {
+    double g = j->gamma ? (double)j->gamma[c] : 1.0, bt = j->beta ? (double)j->beta[c] : 0.0;
+    *a = (float)((double)rstd * g);
+    *s = (float)(bt - (double)mean * (double)rstd * g);
+}
 
 // out plane = x * alpha + shift (then max(0, .) when fused with ReLU) for every n of channel c.
 static void affine(const bn_job *j, int64_t c, float alpha, float shift) {
@@ -122,18 +131,17 @@ static void train_fwd_task(void *ctx, int64_t b, int64_t e) {
             v = 0;
         double var = v / (double)M;
         double rstd = 1.0 / sqrt(var + (double)j->eps);
-        if (j->save_mean)
-            j->save_mean[c] = (float)mean;
-        if (j->save_rstd)
-            j->save_rstd[c] = (float)rstd;
+        j->save_mean[c] = (float)mean;
+        j->save_rstd[c] = (float)rstd;
         if (j->running_mean)
             j->running_mean[c] = (float)((1.0 - (double)j->momentum) * (double)j->running_mean[c] +
                                          (double)j->momentum * mean);
         if (j->running_var)
             j->running_var[c] = (float)((1.0 - (double)j->momentum) * (double)j->running_var[c] +
                                         (double)j->momentum * v / (double)(M - 1));
-        double g = j->gamma ? (double)j->gamma[c] : 1.0, bt = j->beta ? (double)j->beta[c] : 0.0;
-        affine(j, c, (float)(rstd * g), (float)(bt - mean * rstd * g));
+        float a, sh;
+        bn_coeffs(j, c, j->save_mean[c], j->save_rstd[c], &a, &sh);
+        affine(j, c, a, sh);
     }
 }
 
@@ -152,7 +160,7 @@ static hs_status forward_train(float *out, float *save_mean, float *save_rstd, f
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d: momentum %g must be in [0,1] and eps %g >= 0", (double)momentum,
                        (double)eps);
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], out, save_mean, save_rstd, running_mean, running_var, x, gamma, beta,
-                NULL, NULL, momentum, eps, NULL, NULL, NULL, NULL, NULL, NULL, relu, NULL, 0};
+                NULL, NULL, momentum, eps, NULL, NULL, NULL, NULL, NULL, NULL, relu, 0};
     hs_parallel_for(xs[1], grain(xs[0] * xs[2] * xs[3]), train_fwd_task, &j);
     return HS_OK;
 }
@@ -187,7 +195,7 @@ static hs_status forward_eval(float *out, const float *x, const float *gamma, co
     if (!(eps >= 0.0f))
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_eval: eps %g must be >= 0", (double)eps);
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], out, NULL, NULL, NULL, NULL, x, gamma, beta,
-                running_mean, running_var, 0.0f, eps, NULL, NULL, NULL, NULL, NULL, NULL, relu, NULL, 0};
+                running_mean, running_var, 0.0f, eps, NULL, NULL, NULL, NULL, NULL, NULL, relu, 0};
     hs_parallel_for(xs[1], grain(xs[0] * xs[2] * xs[3]), eval_fwd_task, &j);
     return HS_OK;
 }
@@ -204,11 +212,11 @@ hs_status hs_batchnorm2d_relu_forward_eval(float *out, const float *x, const flo
     return forward_eval(out, x, gamma, beta, running_mean, running_var, xs, eps, 1);
 }
 
-// sums over one plane of d = dout * (y > 0) (the ReLU mask; y NULL: no mask): sum d, sum (x - m) d.
-// dm (may be NULL) receives the masked d, so that a later pass reads it back from cache.
-static void plane_sums_masked(const float *d, const float *y, const float *xp, int64_t n, float m, double *sdy,
-                              double *sdyx, float *dm) {
-    if (!y) {
+// sums over one plane of d = dout * (x * a + s > 0) (the ReLU mask; relu 0: no mask): sum d and
+// sum (x - m) d.
+static void plane_sums_masked(const float *d, const float *xp, int64_t n, float m, int relu, float a, float s,
+                              double *sdy, double *sdyx) {
+    if (!relu) {
         *sdy += sum_f(d, n);
         *sdyx += sum_devdot(xp, d, n, m);
         return;
@@ -216,19 +224,16 @@ static void plane_sums_masked(const float *d, const float *y, const float *xp, i
     float a1[LANES] = {0}, a2[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES) {
-        float dv[LANES], yv[LANES];   // loaded unconditionally: the mask is a select, not a branch
+        float dv[LANES], xv[LANES];   // loaded unconditionally: the mask is a select, not a branch
         for (int k = 0; k < LANES; k++) {
             dv[k] = d[i + k];
-            yv[k] = y[i + k];
+            xv[k] = xp[i + k];
         }
         for (int k = 0; k < LANES; k++)
-            dv[k] = yv[k] > 0.0f ? dv[k] : 0.0f;
-        if (dm)
-            for (int k = 0; k < LANES; k++)
-                dm[i + k] = dv[k];
+            dv[k] = xv[k] * a + s > 0.0f ? dv[k] : 0.0f;
         for (int k = 0; k < LANES; k++) {
             a1[k] += dv[k];
-            a2[k] += (xp[i + k] - m) * dv[k];
+            a2[k] += (xv[k] - m) * dv[k];
         }
     }
     double s1 = 0, s2 = 0;
@@ -237,9 +242,7 @@ static void plane_sums_masked(const float *d, const float *y, const float *xp, i
         s2 += (double)a2[k];
     }
     for (; i < n; i++) {
-        double dv = y[i] > 0.0f ? (double)d[i] : 0.0;
-        if (dm)
-            dm[i] = (float)dv;
+        double dv = xp[i] * a + s > 0.0f ? (double)d[i] : 0.0;
         s1 += dv;
         s2 += ((double)xp[i] - (double)m) * dv;
     }
@@ -250,12 +253,13 @@ static void plane_sums_masked(const float *d, const float *y, const float *xp, i
 // Backward for one channel given mean and rstd; `train` adds the terms through the batch stats.
 static void backward_channel(const bn_job *j, int64_t c, float mean, float rstd, int train) {
     int64_t M = j->N * j->HW;
+    float ra = 0.0f, rs = 0.0f;   // the forward's x * ra + rs, whose sign is the ReLU mask
+    if (j->relu)
+        bn_coeffs(j, c, mean, rstd, &ra, &rs);
     double sdy = 0, sdyx = 0;
     for (int64_t n = 0; n < j->N; n++) {
         int64_t off = (n * j->C + c) * j->HW;
-        // fused ReLU with dx assigned: the masked dout goes to dx now and is read back below
-        plane_sums_masked(j->dout + off, j->relu ? j->y + off : NULL, j->x + off, j->HW, mean, &sdy, &sdyx,
-                          j->relu && j->assign && j->dx ? j->dx + off : NULL);
+        plane_sums_masked(j->dout + off, j->x + off, j->HW, mean, j->relu, ra, rs, &sdy, &sdyx);
     }
     if (j->dgamma)
         j->dgamma[c] += (float)(sdyx * (double)rstd);
@@ -273,16 +277,17 @@ static void backward_channel(const bn_job *j, int64_t c, float mean, float rstd,
     float af = (float)a, bf = (float)bb, kf = (float)k;
     for (int64_t n = 0; n < j->N; n++) {
         int64_t off = (n * j->C + c) * j->HW;
-        const float *d = j->dout + off, *xp = j->x + off, *y = j->relu ? j->y + off : NULL;
+        const float *d = j->dout + off, *xp = j->x + off;
         float *o = j->dx + off;
-        if (y && j->assign) {   // o holds the masked dout already
-            for (int64_t i = 0; i < j->HW; i++)
-                o[i] = af * o[i] + bf * (xp[i] - mean) + kf;
-        } else if (y) {
+        if (j->relu && j->assign) {
             for (int64_t i = 0; i < j->HW; i++) {
-                float dv = d[i], yv = y[i];
-                dv = yv > 0.0f ? dv : 0.0f;
-                o[i] += af * dv + bf * (xp[i] - mean) + kf;
+                float xv = xp[i], dv = xv * ra + rs > 0.0f ? d[i] : 0.0f;
+                o[i] = af * dv + bf * (xv - mean) + kf;
+            }
+        } else if (j->relu) {
+            for (int64_t i = 0; i < j->HW; i++) {
+                float xv = xp[i], dv = xv * ra + rs > 0.0f ? d[i] : 0.0f;
+                o[i] += af * dv + bf * (xv - mean) + kf;
             }
         } else if (j->assign) {
             for (int64_t i = 0; i < j->HW; i++)
@@ -309,17 +314,17 @@ static void eval_bwd_task(void *ctx, int64_t b, int64_t e) {
 hs_status hs_batchnorm2d_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
                                         const float *gamma, const float *save_mean, const float *save_rstd,
                                         const int64_t xs[4]) {
-    return hs_batchnorm2d_relu_backward_train(dx, dgamma, dbeta, dout, NULL, x, gamma, save_mean, save_rstd, xs, 0);
+    return hs_batchnorm2d_relu_backward_train(dx, dgamma, dbeta, dout, x, gamma, NULL, save_mean, save_rstd, xs, 0, 0);
 }
 
-hs_status hs_batchnorm2d_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *out,
-                                             const float *x, const float *gamma, const float *save_mean,
-                                             const float *save_rstd, const int64_t xs[4], int assign_dx) {
+hs_status hs_batchnorm2d_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
+                                             const float *gamma, const float *beta, const float *save_mean,
+                                             const float *save_rstd, const int64_t xs[4], int relu, int assign_dx) {
     HS_TRY(check("batchnorm2d_backward", xs, 1));
     if (!dout || !x || !save_mean || !save_rstd)
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_backward: NULL dout, x, save_mean or save_rstd");
-    bn_job j = {xs[0], xs[1], xs[2] * xs[3], NULL, NULL, NULL, NULL, NULL, x, gamma, NULL, NULL, NULL, 0.0f, 0.0f,
-                dx, dgamma, dbeta, dout, save_mean, save_rstd, out != NULL, out, assign_dx != 0};
+    bn_job j = {xs[0], xs[1], xs[2] * xs[3], NULL, NULL, NULL, NULL, NULL, x, gamma, beta, NULL, NULL, 0.0f, 0.0f,
+                dx, dgamma, dbeta, dout, save_mean, save_rstd, relu != 0, assign_dx != 0};
     hs_parallel_for(xs[1], grain(3 * xs[0] * xs[2] * xs[3]), train_bwd_task, &j);
     return HS_OK;
 }
@@ -331,7 +336,7 @@ hs_status hs_batchnorm2d_backward_eval(float *dx, float *dgamma, float *dbeta, c
     if (!dout || !x || !running_mean || !running_var)
         return HS_FAIL(HS_ERR_ARG, "batchnorm2d_eval_backward: NULL dout, x, running_mean or running_var");
     bn_job j = {xs[0], xs[1], xs[2] * xs[3], NULL, NULL, NULL, NULL, NULL, x, gamma, NULL, running_mean, running_var,
-                0.0f, eps, dx, dgamma, dbeta, dout, NULL, NULL, 0, NULL, 0};
+                0.0f, eps, dx, dgamma, dbeta, dout, NULL, NULL, 0, 0};
     hs_parallel_for(xs[1], grain(2 * xs[0] * xs[2] * xs[3]), eval_bwd_task, &j);
     return HS_OK;
 }

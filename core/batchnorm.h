@@ -44,13 +44,14 @@ hs_status hs_batchnorm2d_relu_forward_train(float *out, float *save_mean, float 
 hs_status hs_batchnorm2d_relu_forward_eval(float *out, const float *x, const float *gamma, const float *beta,
                                            const float *running_mean, const float *running_var, const int64_t xs[4],
                                            float eps);
-// Training backward of out = max(0, batchnorm(x)): dout (N,C,H,W) is the gradient of out and
-// `out` the forward's output, whose sign is the ReLU mask (out NULL: no ReLU, plain batchnorm).
-// dgamma, dbeta add (+=); dx is assigned (=) when assign_dx is nonzero (saves the caller's zero
-// fill when nothing else contributes to dx), else added (+=).
-hs_status hs_batchnorm2d_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *out,
-                                             const float *x, const float *gamma, const float *save_mean,
-                                             const float *save_rstd, const int64_t xs[4], int assign_dx);
+// Training backward of out = max(0, batchnorm(x)) (relu != 0; else plain batchnorm): dout
+// (N,C,H,W) is the gradient of out. The ReLU mask, out > 0, is recomputed from x, gamma, beta and
+// the saved statistics exactly as the forward computed out (no read of out). dgamma, dbeta add
+// (+=); dx is assigned (=) when assign_dx is nonzero (saves the caller's zero fill when nothing
+// else contributes to dx), else added (+=).
+hs_status hs_batchnorm2d_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
+                                             const float *gamma, const float *beta, const float *save_mean,
+                                             const float *save_rstd, const int64_t xs[4], int relu, int assign_dx);
 
 // Plain-loop references of the training pass (single thread, straightforward formulas): the
 // tests' oracle. Same arguments and semantics as the fast versions above.

@@ -1009,10 +1009,10 @@ static hs_status bwd_bn(hs_graph *g, graph_node *n) {
     int64_t xs[4];
     bn_shape(IN(g, n, 0), xs);
     float *dx = graph_input_grad(g, n, 0), *dgam = graph_input_grad(g, n, 1), *dbet = graph_input_grad(g, n, 2);
-    if (g->training)   // fused: DOUT is the gradient of the ReLU's output, OUT its value (the mask)
-        return hs_batchnorm2d_relu_backward_train(dx, dgam, dbet, DOUT(g, n), n->fuse_relu ? OUT(g, n) : NULL,
-                                                  VAL(g, n, 0), VAL(g, n, 1), graph_buf_ptr(g, n->save_buf[0]),
-                                                  graph_buf_ptr(g, n->save_buf[1]), xs, (int)(n->assign & 1));
+    if (g->training)   // fused: DOUT is the gradient of the ReLU's output (its mask recomputed from x)
+        return hs_batchnorm2d_relu_backward_train(dx, dgam, dbet, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 2),
+                                                  graph_buf_ptr(g, n->save_buf[0]), graph_buf_ptr(g, n->save_buf[1]),
+                                                  xs, n->fuse_relu, (int)(n->assign & 1));
     return hs_batchnorm2d_backward_eval(dx, dgam, dbet, DOUT(g, n), VAL(g, n, 0), VAL(g, n, 1), VAL(g, n, 3),
                                         VAL(g, n, 4), xs, n->a.eps);
 }

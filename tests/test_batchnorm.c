@@ -218,20 +218,20 @@ static void test_batchnorm2d_relu_fused_matches_unfused_forward_and_backward(voi
     float *dx = randn(n, 37, 1.0f, 0), *dg = randn(C, 38, 1.0f, 0), *db = randn(C, 39, 1.0f, 0);
     float *dx2 = copy_of(dx, n), *dg2 = copy_of(dg, C), *db2 = copy_of(db, C);
     assert_int_equal(hs_batchnorm2d_backward_train(dx, dg, db, masked, x, gm, sm, sr, xs), HS_OK);
-    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx2, dg2, db2, dout, fused, x, gm, sm, sr, xs, 0), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx2, dg2, db2, dout, x, gm, bt, sm, sr, xs, 1, 0), HS_OK);
     hs_expect_close(dx2, dx, (size_t)n, 1e-5, 1e-5);
     hs_expect_close(dg2, dg, (size_t)C, 1e-5, 1e-5);
     hs_expect_close(db2, db, (size_t)C, 1e-5, 1e-5);
     // assign: the old dx contents do not matter
     float *dx3 = calloc((size_t)n, 4), *dx4 = randn(n, 40, 1e3f, 0);
     float *dg3 = calloc((size_t)C, 4), *db3 = calloc((size_t)C, 4);
-    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx3, dg3, db3, dout, fused, x, gm, sm, sr, xs, 0), HS_OK);
-    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx4, dg3, db3, dout, fused, x, gm, sm, sr, xs, 1), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx3, dg3, db3, dout, x, gm, bt, sm, sr, xs, 1, 0), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx4, dg3, db3, dout, x, gm, bt, sm, sr, xs, 1, 1), HS_OK);
     hs_expect_close(dx4, dx3, (size_t)n, 1e-6, 1e-5);
-    // out NULL: plain batchnorm, assigned
+    // relu 0: plain batchnorm, assigned
     float *dx5 = randn(n, 41, 1e3f, 0), *dx6 = calloc((size_t)n, 4);
     assert_int_equal(hs_batchnorm2d_backward_train(dx6, dg3, db3, dout, x, gm, sm, sr, xs), HS_OK);
-    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx5, dg3, db3, dout, NULL, x, gm, sm, sr, xs, 1), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx5, dg3, db3, dout, x, gm, bt, sm, sr, xs, 0, 1), HS_OK);
     hs_expect_close(dx5, dx6, (size_t)n, 1e-6, 1e-5);
     free(x), free(gm), free(bt), free(rm), free(rv), free(rm2), free(rv2), free(out), free(fused), free(sm), free(sr);
     free(sm2), free(sr2), free(ev), free(evf), free(dout), free(masked), free(dx), free(dg), free(db), free(dx2);
@@ -263,7 +263,6 @@ static void test_batchnorm2d_relu_backward_matches_finite_differences(void **sta
     c.R = randn(c.n, 54, 1.0f, 0);
     c.out = malloc((size_t)c.n * 4), c.sm = malloc((size_t)C * 4), c.sr = malloc((size_t)C * 4);
     fdr_loss(&c);
-    float *y = copy_of(c.out, c.n);
     // finite differences need smoothness: no pre-activation may sit near the ReLU kink
     float *pre = malloc((size_t)c.n * 4), *psm = malloc((size_t)C * 4), *psr = malloc((size_t)C * 4);
     assert_int_equal(hs_batchnorm2d_forward_train(pre, psm, psr, NULL, NULL, c.x, c.gm, c.bt, c.xs, 0.1f, 1e-5f), HS_OK);
@@ -271,7 +270,7 @@ static void test_batchnorm2d_relu_backward_matches_finite_differences(void **sta
         assert_true(fabsf(pre[i]) > 1e-2f);
     free(pre), free(psm), free(psr);
     float *dx = calloc((size_t)c.n, 4), *dg = calloc((size_t)C, 4), *db = calloc((size_t)C, 4);
-    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx, dg, db, c.R, y, c.x, c.gm, c.sm, c.sr, c.xs, 1), HS_OK);
+    assert_int_equal(hs_batchnorm2d_relu_backward_train(dx, dg, db, c.R, c.x, c.gm, c.bt, c.sm, c.sr, c.xs, 1, 1), HS_OK);
     float *num = malloc((size_t)c.n * 4);
     for (int64_t i = 0; i < c.n; i++)
         num[i] = (float)hs_numeric_grad(fdr_loss, &c, c.x, (size_t)i, 1e-3f);
@@ -282,7 +281,7 @@ static void test_batchnorm2d_relu_backward_matches_finite_differences(void **sta
     for (int64_t i = 0; i < C; i++)
         num[i] = (float)hs_numeric_grad(fdr_loss, &c, c.bt, (size_t)i, 1e-3f);
     hs_expect_close(db, num, (size_t)C, 3e-3, 3e-3);
-    free(num), free(dx), free(dg), free(db), free(y);
+    free(num), free(dx), free(dg), free(db);
     free(c.x), free(c.gm), free(c.bt), free(c.R), free(c.out), free(c.sm), free(c.sr);
 }
 
