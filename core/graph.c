@@ -528,7 +528,7 @@ static hs_status compile_plan(hs_graph *g, int32_t loss, const int32_t *outputs,
                 }
             }
         }
-        if (n->in_bwd && (d->need_out || n->fuse_relu) && last[i] < n->bwd_step)
+        if (n->in_bwd && d->need_out && last[i] < n->bwd_step)   // (a fused ReLU's mask is recomputed)
             last[i] = n->bwd_step;
     }
     if (loss >= 0 && g->nodes[canon(g, loss)].has_grad) {
