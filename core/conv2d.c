@@ -941,6 +941,24 @@ static void c3_bwd_lane(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+// hs_conv3x3_pack_weights in groups of 8 output channels on the thread pool.
+typedef struct {
+    float *dst;
+    const float *w;
+    int64_t O, I;
+    int flip;
+} pack_w_job;
+
+static void pack_w_task(void *ctx, int64_t b, int64_t e) {
+    const pack_w_job *j = ctx;
+    hs_conv3x3_pack_weights(j->dst, j->w, j->O, j->I, j->flip, b, e);
+}
+
+static void pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip) {
+    pack_w_job j = {dst, w, O, I, flip};
+    hs_parallel_for((O + 7) / 8, grain_for(8 * I * 9), pack_w_task, &j);
+}
+
 // dw (Cout, C*9) += the lanes' partials, added in lane order per element (deterministic). C3_DW_CH
 // partials are transposed, (C*9, ldco): items are blocks of 16 of C*9, so that 16 partial rows are
 // read along co; C3_DW_PX partials have dw's layout: items are blocks of 16 output channels.
@@ -1007,7 +1025,7 @@ hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, co
         return HS_OK;
     }
     if (g.c3) {
-        hs_conv3x3_pack_weights(ws, w, g.Cout, g.C, 0);
+        pack_weights(ws, w, g.Cout, g.C, 0);
         c3_job j = {&g, out, NULL, NULL, x, ws, bias, NULL, ws + g.Cout * g.C * 9, ep, 0};
         hs_parallel_for(LANES, 1, c3_fwd_lane, &j);
         return HS_OK;
@@ -1136,7 +1154,7 @@ hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const fl
         if (!dx && g.c3_dw == C3_DW_GEMM)
             return HS_OK;
         float *wf = ws;   // packed (C, Cout, 3, 3): wf[ci][co][kh][kw] = w[co][ci][2 - kh][2 - kw]
-        hs_conv3x3_pack_weights(wf, w, g.C, g.Cout, 1);
+        pack_weights(wf, w, g.C, g.Cout, 1);
         float *lanes = ws + g.Cout * g.C * 9;
         c3_job j = {&g, NULL, dx, dw, x, wf, NULL, dout, lanes, NULL, assign_dx != 0};
         hs_parallel_for(LANES, 1, c3_bwd_lane, &j);

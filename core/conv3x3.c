@@ -372,8 +372,9 @@ int hs_conv3x3_dense(int64_t W, int64_t Wo, int64_t pad_w) {
     return pad_w == 1 && W == Wo && Wo < 16 && 16 % Wo == 0;
 }
 
-void hs_conv3x3_pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip) {
-    for (int64_t co0 = 0; co0 < O;) {
+void hs_conv3x3_pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip, int64_t g0, int64_t g1) {
+    int64_t end = 8 * g1 < O ? 8 * g1 : O;
+    for (int64_t co0 = 8 * g0; co0 < end;) {
         int64_t cob = O - co0 >= 8 ? 8 : O - co0 >= 4 ? 4 : O - co0 >= 2 ? 2 : 1;
         float *blk = dst + co0 * I * 9;
         for (int64_t c = 0; c < cob; c++)

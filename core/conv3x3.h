@@ -54,8 +54,9 @@ hs_conv3x3_tile hs_conv3x3_pack(float *dst, const float *img, int64_t img_stride
 // output channels (then one each of 4, 2 and 1 for the rest), block [co0, co0 + cob) at dst +
 // co0 * I * 9 holding (i, tap, c) at (i * 9 + tap) * cob + c. Source element (o, i, tap):
 // w[o][i][tap] of w (O, I, 3, 3), or with flip != 0 w[i][o][8 - tap] of w (I, O, 3, 3) (the
-// flipped, transposed weights that turn conv2d's dx into a 3x3 convolution of dout).
-void hs_conv3x3_pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip);
+// flipped, transposed weights that turn conv2d's dx into a 3x3 convolution of dout). Packs the
+// output channels [8 g0, 8 g1) (clipped to O), so that callers can split the work.
+void hs_conv3x3_pack_weights(float *dst, const float *w, int64_t O, int64_t I, int flip, int64_t g0, int64_t g1);
 
 // out (nb, Cout, rows, Wo) = (accumulate ? out : bias) + conv3x3(tile, w), then per output
 // channel co: v = v * scale[co] + shift[co] (NULL: 1 / 0), ReLU when relu != 0.
