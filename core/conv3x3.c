@@ -239,26 +239,69 @@ static int dw_ncv(int64_t nv, int64_t v0) {
     return nv - v0 >= 3 ? 3 : nv - v0 >= 2 ? 2 : 1;
 }
 
+// r[i] lane j = element (i, j) of a 16 x 16 block -> r[j] lane i: unpack pairs of rows, shuffle
+// pairs of pairs (r[4n + b] lane group L: column 4L + b, rows 4n..4n+3), then transpose the 4 x 4
+// grid of 128-bit lane groups across r[b], r[4 + b], r[8 + b], r[12 + b].
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    _Pragma("GCC unroll 16")
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    _Pragma("GCC unroll 16")
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    _Pragma("GCC unroll 16")
+    for (int b = 0; b < 4; b++) {
+        __m512 u0 = _mm512_shuffle_f32x4(r[b], r[4 + b], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 u1 = _mm512_shuffle_f32x4(r[b], r[4 + b], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 u2 = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 u3 = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], _MM_SHUFFLE(3, 2, 3, 2));
+        t[b] = _mm512_shuffle_f32x4(u0, u2, _MM_SHUFFLE(2, 0, 2, 0));
+        t[4 + b] = _mm512_shuffle_f32x4(u0, u2, _MM_SHUFFLE(3, 1, 3, 1));
+        t[8 + b] = _mm512_shuffle_f32x4(u1, u3, _MM_SHUFFLE(2, 0, 2, 0));
+        t[12 + b] = _mm512_shuffle_f32x4(u1, u3, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    _Pragma("GCC unroll 16")
+    for (int i = 0; i < 16; i++)
+        r[i] = t[i];
+}
+
 // The chunk's dout rows [q0, q1) (np pixels) transposed into blocks: the block of vectors
 // [v0, v0 + ncv) at dT + np * 16 v0, element (p, c) at p * 16 ncv + c; channels >= Cout are 0.
+// 16 channels x 16 pixels at a time through transpose16.
 static void transpose_dout(float *dT, int64_t ldco, const float *dout, int64_t img_stride, int64_t ch_stride,
                            int64_t Cout, int64_t rows, int64_t Wo, int64_t q0, int64_t q1) {
     int64_t np = (q1 - q0) * Wo, nv = ldco / 16;
     for (int64_t v0 = 0; v0 < nv; v0 += dw_ncv(nv, v0)) {
         int64_t w = 16 * dw_ncv(nv, v0);
         float *blk = dT + np * 16 * v0;
-        for (int64_t c = 0; c < w; c++) {
-            int64_t co = 16 * v0 + c;
-            if (co >= Cout) {
-                for (int64_t i = 0; i < np; i++)
-                    blk[i * w + c] = 0.0f;
-                continue;
+        int64_t t = q0 / rows, r = q0 % rows;
+        for (int64_t q = q0; q < q1; q++) {
+            const float *src = dout + t * img_stride + r * Wo;
+            if (++r == rows) {
+                r = 0;
+                t++;
             }
-            for (int64_t q = q0; q < q1; q++) {
-                const float *src = dout + (q / rows) * img_stride + co * ch_stride + (q % rows) * Wo;
-                float *dst = blk + (q - q0) * Wo * w + c;
-                for (int64_t j = 0; j < Wo; j++)
-                    dst[j * w] = src[j];
+            float *dst = blk + (q - q0) * Wo * w;
+            for (int64_t cv = 0; cv < w / 16; cv++) {
+                int64_t co0 = 16 * (v0 + cv), nco = Cout - co0 < 16 ? Cout - co0 : 16;
+                for (int64_t j0 = 0; j0 < Wo; j0 += 16) {
+                    int64_t nj = Wo - j0 < 16 ? Wo - j0 : 16;
+                    __mmask16 m = (__mmask16)((1u << nj) - 1u);
+                    __m512 rr[16];
+                    _Pragma("GCC unroll 16")
+                    for (int c = 0; c < 16; c++)
+                        rr[c] = c < nco ? _mm512_maskz_loadu_ps(m, src + (co0 + c) * ch_stride + j0) : _mm512_setzero_ps();
+                    transpose16(rr);
+                    for (int64_t j = 0; j < nj; j++)
+                        _mm512_storeu_ps(dst + (j0 + j) * w + 16 * cv, rr[j]);
+                }
             }
         }
     }
