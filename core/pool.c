@@ -168,6 +168,22 @@ static void max_back_task(void *ctx, int64_t b, int64_t e) {
         float *d = j->dx + i * HW;
         const float *go = j->dout + i * P;
         const int32_t *am = j->am + i * P;
+        if (j->assign && g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+            2 * g->Ho == g->H && 2 * g->Wo == g->W) {
+            // windows tile the plane: write each window once (its max gets dout, the rest 0), no fill
+            for (int64_t oh = 0; oh < g->Ho; oh++) {
+                float *r0 = d + 2 * oh * g->W, *r1 = r0 + g->W;
+                for (int64_t ow = 0; ow < g->Wo; ow++) {
+                    int64_t k = oh * g->Wo + ow, a = am[k], c0 = 2 * ow, top = 2 * oh * g->W + c0;
+                    float v = go[k];
+                    r0[c0] = a == top ? v : 0.0f;
+                    r0[c0 + 1] = a == top + 1 ? v : 0.0f;
+                    r1[c0] = a == top + g->W ? v : 0.0f;
+                    r1[c0 + 1] = a == top + g->W + 1 ? v : 0.0f;
+                }
+            }
+            continue;
+        }
         if (j->assign)
             memset(d, 0, (size_t)HW * sizeof *d);
         for (int64_t k = 0; k < P; k++)
