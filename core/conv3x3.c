@@ -444,6 +444,27 @@ int64_t hs_conv3x3_dw_ldco(int64_t Cout) {
     return (Cout + 15) / 16 * 16;
 }
 
+// d[0, Wp) = lead zeros, src[0, n), zeros: one row of a packed tile. Rows are short (tens of
+// floats) and there are C * (rows + 2) of them per tile, so the AVX-512 build writes them with
+// masked vector loads and stores instead of three library calls.
+static void pack_row(float *d, const float *src, int64_t Wp, int64_t lead, int64_t n) {
+#ifdef __AVX512F__
+    for (int64_t k = 0; k < Wp; k += 16) {   // packed columns k..k+15 = image columns k - lead ...
+        int64_t lo = lead - k, hi = lead + n - k;   // lanes [lo, hi) hold image data
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > 16 ? 16 : hi;
+        __mmask16 ld = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+        __mmask16 st = Wp - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (Wp - k)) - 1u);
+        // lanes outside ld are neither read nor faulted: src + k - lead may point before src
+        _mm512_mask_storeu_ps(d + k, st, _mm512_maskz_loadu_ps(ld, src + k - lead));
+    }
+#else
+    memset(d, 0, (size_t)lead * sizeof *d);
+    memcpy(d + lead, src, (size_t)n * sizeof *d);
+    memset(d + lead + n, 0, (size_t)(Wp - lead - n) * sizeof *d);
+#endif
+}
+
 static hs_conv3x3_tile pack(float *dst, const float *img, int64_t img_stride, int64_t nb, int64_t C, int64_t H,
                             int64_t W, int64_t r0, int64_t rows, int64_t pad_w, int64_t Wo, int dense) {
     hs_conv3x3_tile t = {dst, C, nb, rows, 16 * ((Wo + 15) / 16) + 2, (Wo + 15) / 16, Wo, 0, 0, {0xFFFF, 0xFFFF, 0xFFFF}};
@@ -481,9 +502,7 @@ static hs_conv3x3_tile pack(float *dst, const float *img, int64_t img_stride, in
                     memset(d, 0, (size_t)Wp * sizeof *d);
                     continue;
                 }
-                memset(d, 0, (size_t)lead * sizeof *d);
-                memcpy(d + lead, src + ih * W, (size_t)n * sizeof *d);
-                memset(d + lead + n, 0, (size_t)(Wp - lead - n) * sizeof *d);
+                pack_row(d, src + ih * W, Wp, lead, n);
             }
         }
     }
