@@ -10,6 +10,9 @@
 #include "batchnorm.h"
 
 #include <math.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "parallel.h"
 #include "tensor.h"
@@ -223,6 +226,21 @@ static void plane_sums_masked(const float *d, const float *xp, int64_t n, float 
     }
     float a1[LANES] = {0}, a2[LANES] = {0};
     int64_t i = 0;
+#ifdef __AVX512F__
+    // the loop below in 16 lanes, the same operations and order (GCC's own vectorisation of it
+    // shuffled 4-wide pieces)
+    __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();
+    const __m512 va = _mm512_set1_ps(a), vs = _mm512_set1_ps(s), vm = _mm512_set1_ps(m);
+    for (; i + LANES <= n; i += LANES) {
+        __m512 xv = _mm512_loadu_ps(xp + i);
+        __mmask16 keep = _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_mul_ps(xv, va), vs), _mm512_setzero_ps(), _CMP_GT_OQ);
+        __m512 dv = _mm512_maskz_loadu_ps(keep, d + i);
+        v1 = _mm512_add_ps(v1, dv);
+        v2 = _mm512_add_ps(v2, _mm512_mul_ps(_mm512_sub_ps(xv, vm), dv));
+    }
+    _mm512_storeu_ps(a1, v1);
+    _mm512_storeu_ps(a2, v2);
+#else
     for (; i + LANES <= n; i += LANES) {
         float dv[LANES], xv[LANES];   // loaded unconditionally: the mask is a select, not a branch
         for (int k = 0; k < LANES; k++) {
@@ -236,6 +254,7 @@ static void plane_sums_masked(const float *d, const float *xp, int64_t n, float 
             a2[k] += (xv[k] - m) * dv[k];
         }
     }
+#endif
     double s1 = 0, s2 = 0;
     for (int k = 0; k < LANES; k++) {
         s1 += (double)a1[k];
