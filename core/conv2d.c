@@ -1,12 +1,13 @@
 // core/conv2d.c: conv2d and conv_transpose2d on NCHW float32 (see conv2d.h). The fast paths are
 // im2col + OpenBLAS sgemm (a 1x1 stride-1 unpadded conv is a plain GEMM on x), a direct loop
 // for depthwise convs and, on AVX-512 builds, the direct 3x3 stride-1 kernels of conv3x3.c for
-// up to 256 channels (forward and dx; dW too on rows of 32+ pixels, up to 128 channels); the *_ref
-// functions are the plain loops the tests trust. Not a layer.
+// up to 256 channels (forward, dx and dW; see choose_c3); the *_ref functions are the plain loops
+// the tests trust. Not a layer.
 // The algorithm is picked per shape: large images run as row tiles and small images as blocks of
 // whole images, both on LANES fixed lanes with single-threaded GEMMs on cache-sized columns;
-// when there are too few blocks to fill the lanes (batch-1 inference), one wide GEMM uses every
-// OpenBLAS thread instead. A per-channel epilogue (folded eval batchnorm + ReLU) runs on each tile.
+// when there are too few blocks to fill the lanes (batch-1 inference), one wide GEMM, which
+// hs_sgemm splits over the pool. A per-channel epilogue (folded eval batchnorm + ReLU) runs on
+// each tile.
 //
 // Letters: N batch, C in channels, H/W in size, Cout out channels, KH/KW kernel, Ho/Wo out size,
 // G groups, Cg = C/G, Coutg = Cout/G, P = pixels of the GEMM grid, K = Cg*KH*KW.
@@ -1031,13 +1032,8 @@ hs_status hs_conv2d_forward_fused(float *out, const float *x, const float *w, co
         return HS_OK;
     }
     if (g.tiled || g.imgblk) {
-        // the lanes call BLAS concurrently: one BLAS thread each, whatever the thread count (OpenBLAS
-        // picks other kernels, with other rounding, for small single-threaded GEMMs)
-        int bt = hs_blas_get_threads();
-        hs_blas_set_threads(1);
-        tile_job j = {&g, out, x, w, bias, ws, ep};
+        tile_job j = {&g, out, x, w, bias, ws, ep};   // (BLAS is single-threaded: blas.h)
         hs_parallel_for(LANES, 1, g.tiled ? tile_fwd_lane : blk_fwd_lane, &j);
-        hs_blas_set_threads(bt);
         return HS_OK;
     }
     float *col = ws, *tmp = ws ? ws + g.K * g.T * P : NULL;
@@ -1081,11 +1077,8 @@ static void gemm_backward(const geom *gp, float *dx, float *dw, const float *dou
     const geom g = *gp;
     int64_t HW = g.H * g.W, P = g.P, KK = g.KH * g.KW;
     if (g.tiled || g.imgblk) {
-        int bt = hs_blas_get_threads();
-        hs_blas_set_threads(1);
         tile_bwd_job j = {&g, dx, dout, x, w, ws, assign_dx != 0};
         hs_parallel_for(LANES, 1, g.tiled ? tile_bwd_lane : blk_bwd_lane, &j);
-        hs_blas_set_threads(bt);
         size_t lane_floats = g.tiled ? (size_t)g.K * (size_t)(g.rb * g.Wo) + (size_t)g.Cout * (size_t)g.K
                                      : blk_lane_floats(&g);
         size_t dw_off = g.tiled ? (size_t)(g.K * g.rb * g.Wo) : (size_t)((g.K + g.Coutg) * g.tb * g.P);

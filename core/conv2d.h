@@ -8,7 +8,8 @@
 // Kernels never allocate: scratch (im2col columns) comes from the caller through `ws`, which must
 // hold at least *_workspace_size() floats (may be 0, then ws may be NULL). Forward assigns (=)
 // its output; backward adds (+=) into every gradient (the caller zeroes them first).
-// Threads: hs_parallel_for and OpenBLAS only; results are bit-identical for any thread count.
+// Threads: hs_parallel_for only (BLAS included, see blas.h); results are bit-identical for any
+// thread count.
 // Algorithms (chosen per shape, see conv2d.c): im2col + sgemm, 1x1 as GEMM, depthwise loops and,
 // on AVX-512 builds, direct 3x3 stride-1 kernels (conv3x3.h) for small and medium channel counts.
 // Status codes: HS_ERR_ARG (NULL buffer, bad params, missing workspace), HS_ERR_SHAPE (sizes not

@@ -1,4 +1,5 @@
-// core/parallel.h: a small persistent thread pool for loops OpenBLAS does not parallelise.
+// core/parallel.h: a small persistent thread pool, the only threads of the kernels (OpenBLAS runs
+// single-threaded inside its tasks, see blas.h).
 // Work is split into static, contiguous chunks that depend only on n and the grain (never on
 // the thread count), so any per-chunk reduction done in chunk order is deterministic.
 #ifndef HS_PARALLEL_H

@@ -153,12 +153,11 @@ static int l_nproc(lua_State *L) {
     return 1;
 }
 
-// Threads for hs_parallel_for and for OpenBLAS together.
+// Threads of hs_parallel_for (OpenBLAS stays single-threaded inside its tasks, see blas.h).
 static int l_set_threads(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
     luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be in 1..1024");
     LHS_CHECK(L, hs_set_num_threads((int)n));
-    hs_blas_set_threads((int)n);
     return 0;
 }
 

@@ -574,7 +574,6 @@ static void test_graph_training_steps_allocate_nothing_after_the_first(void **st
 
 static void run_cnn_with_threads(int nt, float *loss, float *grads, float *rstats) {
     assert_int_equal(hs_set_num_threads(nt), HS_OK);
-    hs_blas_set_threads(nt);
     cnn m;
     cnn_build(&m);
     for (uint64_t s = 0; s < 3; s++)
