@@ -52,7 +52,11 @@ static int l_available(lua_State *L) {
 }
 
 static int l_start(lua_State *L) {
+    static const char *const keys[] = {"host",  "port",            "max_body",     "max_images",      "max_pixels",
+                                       "queue", "max_connections", "idle_timeout", "request_timeout", "log",
+                                       "log_max_bytes", "log_keep", NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
+    lhs_checkoptkeys(L, 1, keys);   // a misspelt limit must not silently keep its default
     hs_httpd_opts o;
     hs_httpd_default_opts(&o);
     o.host = lhs_optstring(L, 1, "host", o.host);

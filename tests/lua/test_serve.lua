@@ -286,6 +286,7 @@ hs.sys.write_file_atomic(out, hs.json.encode({ ok = r.ok, http_errors = r.http_e
   local _, okc, code = capture(exe .. " serve --port 1 2>/dev/null")
   assert(not okc and code == 2, "--model is required")
   check_error("bad option 'port'", S.start, { port = 70000 })
+  check_error("unknown option 'max_pixel'", S.start, { max_pixel = 4096 })   -- a typo, not a default
 end, debug.traceback)
 cleanup()
 if not ok_all then error(err_all, 0) end
