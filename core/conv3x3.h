@@ -1,7 +1,9 @@
 // core/conv3x3.h: the direct 3x3 stride-1 convolution kernels behind conv2d's fast path for
-// small channel counts (AVX-512: 16 output pixels per register times 8 output channels, weights
-// broadcast; no im2col, no GEMM packing). Internal to core/: conv2d.c cuts the work into tiles
-// and lanes and calls these on one tile at a time. Not a public op and not thread-aware.
+// small and medium channel counts (AVX-512; no im2col, no GEMM packing): the forward (also used
+// for dx) with 16 output pixels per register times 8 output channels and packed weights
+// broadcast, the weight gradient with 16 output channels per register (or, for few input
+// channels, 16 pixels). Internal to core/: conv2d.c cuts the work into tiles and lanes and calls
+// these on one tile at a time. Not a public op and not thread-aware.
 //
 // Letters: C channels of the kernel's input, Cout its output channels, Wo output row width,
 // Wp packed row width, nb images and `rows` output rows per tile, nvr = ceil(Wo / 16) vectors per row.
