@@ -290,9 +290,7 @@ static void channel_sums(float *dbias, const float *dout, int64_t N, int64_t C, 
 #define C3_DW_CH_MIN_C 16  // dW vectorised over output channels from this many input channels
 #define C3_DW_PX_MIN_WO 32 // else over pixels on rows this wide, else im2col + sgemm
 #define C3_TARGET_VECS 128
-#ifndef C3_TILE_FLOATS
 #define C3_TILE_FLOATS 65536   // and at most about this many input floats (256 KB)
-#endif
 #define C3_MIN_VECS 16
 enum { C3_DW_GEMM, C3_DW_CH, C3_DW_PX };
 
