@@ -51,13 +51,7 @@ local function encode(v, pretty)
   return json.encode(clean(v), pretty and { indent = true } or nil)
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = hs.sys.read_file   -- contents, or nil and a message
 
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
@@ -369,12 +363,14 @@ local function decode_summary(message)
   return s
 end
 
+-- v with every JSON null (json.null) removed, tables changed in place.
 local function nullfree(v)
   if v == json.null then return nil end
   if type(v) ~= "table" then return v end
   for k, x in pairs(v) do v[k] = nullfree(x) end
   return v
 end
+M.nullfree = nullfree
 
 -- All runs, newest first: list of summaries {id, experiment, status (effective), stored_status,
 -- code{commit,branch,detached,unborn,dirty}, start_time, end_time, metrics{...}, user, host, ref,

@@ -596,13 +596,7 @@ function M.read(store, id)
   end
   local st, err = json.decode(raw)
   if type(st) ~= "table" then return nil, ("sweep %s: corrupt sweep.json: %s"):format(id, tostring(err)) end
-  local function nullfree(v)
-    if v == json.null then return nil end
-    if type(v) ~= "table" then return v end
-    for k, x in pairs(v) do v[k] = nullfree(x) end
-    return v
-  end
-  st = nullfree(st)
+  st = require("hs.runs").nullfree(st)
   st.trials = st.trials or {}
   st._wrote_source = true
   return st

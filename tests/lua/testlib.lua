@@ -7,7 +7,7 @@
 --   T.q(s)                      s quoted for the shell
 --   T.capture(cmd)              run cmd in a shell -> stdout, ok (true on exit 0), exit code
 --   T.sh(cmd)                   run cmd, raise "command failed: cmd" unless it exits 0
---   T.read(path)                whole file as a string, or nil when it cannot be opened
+--   T.read(path)                whole file as a string, or nil and a message (hs.sys.read_file)
 --   T.write(path, text)         atomic write (hs.sys.write_file_atomic), raises on failure
 --   T.exists(path)              true when path can be opened for reading
 --   T.tmpdir(tag)               a new directory /tmp/hs-test-TAG-XXXXXX (absolute path)
@@ -30,13 +30,7 @@ end
 
 function T.sh(cmd) assert(os.execute(cmd), "command failed: " .. cmd) end
 
-function T.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+T.read = hs.sys.read_file
 
 function T.write(path, text) assert(hs.sys.write_file_atomic(path, text)) end
 

@@ -147,12 +147,7 @@ function M.bench(fn, min_reps, min_time, max_reps)
   return median(ts), #ts
 end
 
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read_bytes(path) return assert(hs.sys.read_file(path)) end
 
 -- Our op closures, given the inputs.
 local function make_fns(files)
