@@ -1145,7 +1145,8 @@ hs_status hs_conv2d_backward_assign(float *dx, float *dw, float *dbias, const fl
         if (!dx && g.c3_dw == C3_DW_GEMM)
             return HS_OK;
         float *wf = ws;   // packed (C, Cout, 3, 3): wf[ci][co][kh][kw] = w[co][ci][2 - kh][2 - kw]
-        pack_weights(wf, w, g.C, g.Cout, 1);
+        if (dx)           // only dx reads them (a first layer wants dW alone)
+            pack_weights(wf, w, g.C, g.Cout, 1);
         float *lanes = ws + g.Cout * g.C * 9;
         c3_job j = {&g, NULL, dx, dw, x, wf, NULL, dout, lanes, NULL, assign_dx != 0};
         hs_parallel_for(LANES, 1, c3_bwd_lane, &j);
