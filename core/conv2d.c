@@ -878,11 +878,15 @@ typedef struct {
     int assign;
 } c3_job;
 
-static void c3_item(const geom *g, int64_t item, int64_t *n0, int64_t *nb, int64_t *blk) {
+// Item `item`: images [n0, n0 + nb), row block blk = output rows [oh0, oh0 + rows).
+static void c3_item(const geom *g, int64_t item, int64_t *n0, int64_t *nb, int64_t *blk, int64_t *oh0,
+                    int64_t *rows) {
     int64_t ib = item / g->c3_nblk;
     *blk = item % g->c3_nblk;
     *n0 = ib * g->c3_nb;
     *nb = g->N - *n0 < g->c3_nb ? g->N - *n0 : g->c3_nb;
+    *oh0 = *blk * g->c3_rows;
+    *rows = g->Ho - *oh0 < g->c3_rows ? g->Ho - *oh0 : g->c3_rows;
 }
 
 static void c3_fwd_lane(void *ctx, int64_t b, int64_t e) {
@@ -892,9 +896,8 @@ static void c3_fwd_lane(void *ctx, int64_t b, int64_t e) {
     for (int64_t lane = b; lane < e; lane++) {
         float *buf = j->ws + (size_t)lane * c3_lane_floats(g);
         for (int64_t item = lane; item < g->c3_items; item += LANES) {
-            int64_t n0, nb, blk;
-            c3_item(g, item, &n0, &nb, &blk);
-            int64_t oh0 = blk * g->c3_rows, rows = g->Ho - oh0 < g->c3_rows ? g->Ho - oh0 : g->c3_rows;
+            int64_t n0, nb, blk, oh0, rows;
+            c3_item(g, item, &n0, &nb, &blk, &oh0, &rows);
             hs_conv3x3_tile t = hs_conv3x3_pack(buf, j->x + n0 * g->C * HW, g->C * HW, nb, g->C, g->H, g->W,
                                                 oh0 - g->im.ph, rows, g->im.pw, g->Wo);
             hs_conv3x3_dst d = {j->out + n0 * g->Cout * P + oh0 * g->Wo, g->Cout * P, P};
@@ -913,10 +916,8 @@ static void c3_bwd_lane(void *ctx, int64_t b, int64_t e) {
         float *dwl = buf + c3_lane_floats(g) - c3_dw_partial_floats(g), *chunk = dwl - c3_dw_chunk_floats(g);
         memset(dwl, 0, (size_t)c3_dw_partial_floats(g) * sizeof *dwl);
         for (int64_t item = lane; item < g->c3_items; item += LANES) {
-            int64_t n0, nb, blk;
-            c3_item(g, item, &n0, &nb, &blk);
-            // dW over output rows [oh0, oh0 + rows)
-            int64_t oh0 = blk * g->c3_rows, rows = g->Ho - oh0 < g->c3_rows ? g->Ho - oh0 : g->c3_rows;
+            int64_t n0, nb, blk, oh0, rows;   // dW over output rows [oh0, oh0 + rows)
+            c3_item(g, item, &n0, &nb, &blk, &oh0, &rows);
             const float *x0 = j->x + n0 * g->C * HW, *d0 = j->dout + n0 * g->Cout * P + oh0 * g->Wo;
             if (g->c3_dw == C3_DW_CH) {
                 hs_conv3x3_tile t = hs_conv3x3_pack_padded(buf, x0, g->C * HW, nb, g->C, g->H, g->W, oh0 - g->im.ph,
