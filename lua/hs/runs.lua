@@ -754,10 +754,14 @@ end
 
 -- ---------------------------------------------------------------- formatting helpers for commands
 
+-- A record's time (seconds since the epoch) as local "YYYY-mm-dd HH:MM"; "-" for what is not a
+-- representable time (a record may hold anything: nil, text, inf, nan, year 10^12).
 function M.fmt_time(t)
   t = tonumber(t)
-  if not t then return "-" end
-  return os.date("%Y-%m-%d %H:%M", math.floor(t))
+  local i = t and math.tointeger(math.floor(t))   -- nil for nan, inf and beyond 2^63
+  if not i then return "-" end
+  local ok, s = pcall(os.date, "%Y-%m-%d %H:%M", i)   -- os.date raises for years it cannot represent
+  return ok and s or "-"
 end
 
 function M.fmt_value(v)
